@@ -1,0 +1,50 @@
+import { gzip as gzipCb } from 'node:zlib'
+import { promisify } from 'node:util'
+import { compressSync } from 'snappy'
+import type { BatchStream } from '../types.js'
+import { encodeJson } from './json.js'
+import { encodeProtobuf } from './protobuf.js'
+
+export { encodeJson, nanosString } from './json.js'
+export { encodeProtobuf } from './protobuf.js'
+
+const gzip = promisify(gzipCb)
+
+export type Encoding = 'protobuf' | 'json'
+
+/** A request body ready for the wire, with the headers that describe it. */
+export interface EncodedBody {
+  body: Buffer
+  contentType: string
+  contentEncoding: string | undefined
+}
+
+export interface EncodeOptions {
+  encoding: Encoding
+  /** gzip level for JSON; 0 sends JSON uncompressed. */
+  gzipLevel: number
+}
+
+/**
+ * Turns a batch into a push body. Protobuf is snappy-compressed in block format (what Loki
+ * expects for application/x-protobuf); JSON is optionally gzipped on libuv's thread pool so a
+ * large batch never blocks the event loop.
+ */
+export async function encodeBody(streams: readonly BatchStream[], opts: EncodeOptions): Promise<EncodedBody> {
+  if (opts.encoding === 'protobuf') {
+    return {
+      body: compressSync(encodeProtobuf(streams)),
+      contentType: 'application/x-protobuf',
+      contentEncoding: undefined,
+    }
+  }
+  const json = Buffer.from(encodeJson(streams))
+  if (opts.gzipLevel > 0) {
+    return {
+      body: await gzip(json, { level: opts.gzipLevel }),
+      contentType: 'application/json',
+      contentEncoding: 'gzip',
+    }
+  }
+  return { body: json, contentType: 'application/json', contentEncoding: undefined }
+}

@@ -1,0 +1,83 @@
+/**
+ * Errors follow undici's shape: one base class, a subclass per family, a stable
+ * `code` to branch on, and the original error kept as `cause`.
+ *
+ * Messages never carry credentials: URLs are printed without userinfo and header
+ * values are never included.
+ */
+
+/** Every stable error code lokiwire uses. */
+export const ErrorCodes = {
+  INVALID_OPTION: 'LOKI_INVALID_OPTION',
+  INVALID_URL: 'LOKI_INVALID_URL',
+  HTTP_STATUS: 'LOKI_HTTP_STATUS',
+  REQUEST_TIMEOUT: 'LOKI_REQUEST_TIMEOUT',
+  NETWORK: 'LOKI_NETWORK',
+  ABORTED: 'LOKI_ABORTED',
+  BREAKER_OPEN: 'LOKI_BREAKER_OPEN',
+  CLOSED: 'LOKI_CLOSED',
+  ENCODE: 'LOKI_ENCODE',
+} as const
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+/** Base class of every error lokiwire creates. Branch on `code`, not on the class name. */
+export class LokiError extends Error {
+  override name = 'LokiError'
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+  }
+}
+
+/** Thrown by the constructor when an option is missing, of the wrong type or out of range. */
+export class LokiOptionError extends LokiError {
+  override name = 'LokiOptionError'
+  /** Dotted path of the offending option, e.g. `retry.maxAttempts`. */
+  readonly option: string
+
+  constructor(option: string, message: string, code: ErrorCode = ErrorCodes.INVALID_OPTION) {
+    super(code, `Invalid option "${option}": ${message}`)
+    this.option = option
+  }
+}
+
+/** Loki (or a proxy in front of it) answered with a status other than 2xx. */
+export class LokiHttpError extends LokiError {
+  override name = 'LokiHttpError'
+  readonly status: number
+  /** The first 64 KiB of the response body, decoded as UTF-8 and trimmed. */
+  readonly body: string
+
+  constructor(status: number, body: string) {
+    super(ErrorCodes.HTTP_STATUS, `Loki answered ${status}${body ? `: ${body}` : ''}`)
+    this.status = status
+    this.body = body
+  }
+}
+
+/** The attempt's total deadline (`requestTimeoutMs`) or an undici connect/headers/body timeout expired. */
+export class LokiTimeoutError extends LokiError {
+  override name = 'LokiTimeoutError'
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCodes.REQUEST_TIMEOUT, message, { cause })
+  }
+}
+
+/** The connection failed: refused, reset, closed early, DNS, TLS. */
+export class LokiNetworkError extends LokiError {
+  override name = 'LokiNetworkError'
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCodes.NETWORK, message, { cause })
+  }
+}
+
+/** The request was aborted because the client was destroyed or closed past its deadline. */
+export class LokiAbortError extends LokiError {
+  override name = 'LokiAbortError'
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCodes.ABORTED, message, { cause })
+  }
+}

@@ -1,0 +1,82 @@
+/** What `client.push()` accepts. */
+export interface LogEntry {
+  /** The log line. Strings only: serialise objects before pushing (the adapters do). */
+  line: string
+  /** Stream labels merged over the client's `labels`. Keep them low-cardinality. */
+  labels?: Readonly<Record<string, string>>
+  /**
+   * When it happened: epoch milliseconds (number), a Date, epoch nanoseconds (bigint or decimal
+   * string). Default: the time of the `push()` call. Fixed at push time so retries deduplicate.
+   */
+  timestamp?: number | bigint | Date | string
+  /** Structured metadata: flat string pairs stored beside the line, not indexed as labels. */
+  metadata?: Readonly<Record<string, string>>
+}
+
+/**
+ * One entry as the pipeline holds it. The timestamp is split into integer epoch milliseconds and
+ * the nanoseconds within that millisecond so the hot path never allocates a bigint.
+ */
+export interface Entry {
+  ms: number
+  /** Nanoseconds within the millisecond, 0..999_999. */
+  ns: number
+  line: string
+  /** UTF-8 length of `line`. */
+  lineBytes: number
+  /** Flattened structured metadata: [name0, value0, name1, value1, ...]. */
+  meta: string[] | undefined
+  /** What this entry counts against the buffer limit. */
+  cost: number
+}
+
+/** A stream inside a batch: its labels and its entries sorted by timestamp. */
+export interface BatchStream {
+  /** Label set, names sorted. */
+  labels: Readonly<Record<string, string>>
+  /** Prometheus-style selector, e.g. `{app="api", level="info"}`, as protobuf wants it. */
+  selector: string
+  entries: Entry[]
+}
+
+/** The reasons an entry can be dropped. Each is counted in `stats().dropped`. */
+export type DropReason =
+  /** The buffer limit was reached (drop-newest: this entry; drop-oldest: older batches). */
+  | 'buffer_full'
+  /** push() after close() or destroy(). */
+  | 'closed'
+  /** Not an object, no string `line`, or an unusable timestamp. */
+  | 'invalid_entry'
+  /** Label names or values Loki would reject, under `invalidLabels: 'drop'`, or too many labels. */
+  | 'invalid_labels'
+  /** Line longer than `maxLineBytes` under `oversizeLines: 'drop'`. */
+  | 'line_too_long'
+  /** Loki answered 400/401/403/404 (or another non-retryable 4xx). */
+  | 'rejected'
+  /** Loki answered 260: an ingestion policy blocked the push. */
+  | 'blocked'
+  /** 413 for a single entry: it cannot be split further. */
+  | 'too_large'
+  /** `retry.maxAttempts` or `retry.budgetMs` ran out on a retryable failure. */
+  | 'retries_exhausted'
+  /** close() reached its deadline with entries still buffered or in flight. */
+  | 'close_timeout'
+  /** destroy() was called with entries still buffered or in flight. */
+  | 'destroyed'
+  /** The encoder threw (should not happen; reported rather than crashing the host). */
+  | 'encode_error'
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'buffer_full',
+  'closed',
+  'invalid_entry',
+  'invalid_labels',
+  'line_too_long',
+  'rejected',
+  'blocked',
+  'too_large',
+  'retries_exhausted',
+  'close_timeout',
+  'destroyed',
+  'encode_error',
+]
