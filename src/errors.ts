@@ -17,6 +17,7 @@ export const ErrorCodes = {
   BREAKER_OPEN: 'LOKI_BREAKER_OPEN',
   CLOSED: 'LOKI_CLOSED',
   ENCODE: 'LOKI_ENCODE',
+  INTERNAL: 'LOKI_INTERNAL',
 } as const
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]

@@ -1,0 +1,156 @@
+import type { ResolvedStream } from './labels.js'
+import type { BatchStream, Entry } from './types.js'
+
+export interface BatchLimits {
+  maxEntries: number
+  maxBytes: number
+  maxWaitMs: number
+}
+
+/** A stream's open buffer plus the state that keeps its timestamps distinct. */
+export interface StreamBuffer {
+  readonly selector: string
+  readonly labels: Readonly<Record<string, string>>
+  entries: Entry[]
+  /** Millisecond of the last millisecond-precision entry, and how many shared it. */
+  lastMs: number
+  seq: number
+  /** Kept across prunes: the default stream is referenced directly by the client. */
+  pinned: boolean
+}
+
+export interface CutBatch {
+  streams: BatchStream[]
+  entries: number
+  bytes: number
+}
+
+const MAX_SUB_MS = 999_999
+const PRUNE_EVERY_MS = 1000
+
+function byTime(a: Entry, b: Entry): number {
+  return a.ms - b.ms || a.ns - b.ns
+}
+
+function isSorted(entries: Entry[]): boolean {
+  for (let i = 1; i < entries.length; i++) {
+    const a = entries[i - 1]!
+    const b = entries[i]!
+    if (a.ms > b.ms || (a.ms === b.ms && a.ns > b.ns)) return false
+  }
+  return true
+}
+
+/**
+ * Groups entries by stream and cuts immutable batches on max entries, max bytes or max wait.
+ *
+ * Loki collapses entries with the same stream, timestamp and line, so entries given with
+ * millisecond precision that share a millisecond in one stream get consecutive nanosecond
+ * offsets. The offsets are assigned here, at push time, so retries carry the same timestamps
+ * and stay idempotent.
+ */
+export class Batcher {
+  entries = 0
+  bytes = 0
+  readonly #limits: BatchLimits
+  readonly #onBatch: (batch: CutBatch) => void
+  readonly #streams = new Map<string, StreamBuffer>()
+  /** Streams holding entries, in the order they got their first one. */
+  #active: StreamBuffer[] = []
+  #timer: NodeJS.Timeout | undefined
+  #lastPrune = 0
+
+  constructor(limits: BatchLimits, onBatch: (batch: CutBatch) => void) {
+    this.#limits = limits
+    this.#onBatch = onBatch
+  }
+
+  /** The buffer for a label set, created on first use. */
+  stream(resolved: ResolvedStream, pinned = false): StreamBuffer {
+    let s = this.#streams.get(resolved.selector)
+    if (s === undefined) {
+      s = { selector: resolved.selector, labels: resolved.labels, entries: [], lastMs: -1, seq: 0, pinned }
+      this.#streams.set(resolved.selector, s)
+    }
+    return s
+  }
+
+  /**
+   * Adds one entry. `precise` is false when the timestamp only has millisecond precision, so it
+   * may be given a sub-millisecond offset.
+   */
+  add(stream: StreamBuffer, entry: Entry, precise: boolean): void {
+    if (this.bytes + entry.cost > this.#limits.maxBytes && this.entries > 0) this.cut()
+    if (!precise) {
+      if (entry.ms === stream.lastMs) {
+        if (stream.seq < MAX_SUB_MS) stream.seq++
+        entry.ns = stream.seq
+      } else {
+        stream.lastMs = entry.ms
+        stream.seq = 0
+      }
+    }
+    if (stream.entries.length === 0) this.#active.push(stream)
+    stream.entries.push(entry)
+    this.entries++
+    this.bytes += entry.cost
+    if (this.entries >= this.#limits.maxEntries || this.bytes >= this.#limits.maxBytes) {
+      this.cut()
+    } else if (this.#timer === undefined) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined
+        this.cut()
+      }, this.#limits.maxWaitMs)
+      // A pending batch must not keep the process alive; exit-time delivery is the client's job.
+      this.#timer.unref()
+    }
+  }
+
+  /** Hands everything buffered on as one batch (no-op when empty). */
+  cut(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer)
+      this.#timer = undefined
+    }
+    if (this.entries === 0) return
+    const streams: BatchStream[] = new Array(this.#active.length)
+    for (let i = 0; i < this.#active.length; i++) {
+      const s = this.#active[i]!
+      const entries = s.entries
+      if (!isSorted(entries)) entries.sort(byTime)
+      streams[i] = { labels: s.labels, selector: s.selector, entries }
+      s.entries = []
+    }
+    const batch: CutBatch = { streams, entries: this.entries, bytes: this.bytes }
+    this.#active = []
+    this.entries = 0
+    this.bytes = 0
+    this.#prune()
+    this.#onBatch(batch)
+  }
+
+  /** Stops the timer and discards what is buffered; returns what was discarded. */
+  clear(): { entries: number; bytes: number } {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    const dropped = { entries: this.entries, bytes: this.bytes }
+    for (const s of this.#active) s.entries = []
+    this.#active = []
+    this.entries = 0
+    this.bytes = 0
+    return dropped
+  }
+
+  /**
+   * Forgets idle streams so label churn cannot grow the map without bound. A stream idle for a
+   * second can no longer collide on a millisecond with new entries pushed "now".
+   */
+  #prune(): void {
+    const now = Date.now()
+    if (now - this.#lastPrune < PRUNE_EVERY_MS) return
+    this.#lastPrune = now
+    for (const [key, s] of this.#streams) {
+      if (!s.pinned && s.entries.length === 0 && now - s.lastMs > PRUNE_EVERY_MS) this.#streams.delete(key)
+    }
+  }
+}

@@ -1,0 +1,372 @@
+import { EventEmitter } from 'node:events'
+import { Batcher, type CutBatch, type StreamBuffer } from './batcher.js'
+import { Breaker, type BreakerState } from './breaker.js'
+import { Delivery } from './delivery.js'
+import { LokiAbortError, type LokiError } from './errors.js'
+import type { DropEvent, LokiClientEvents } from './events.js'
+import { registerExitFlush, unregisterExitFlush } from './exit.js'
+import { resolveLabels, truncateUtf8, type ResolvedStream } from './labels.js'
+import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
+import { BatchQueue, createBatch, type Batch } from './queue.js'
+import { readTimestamp, type TimestampParts } from './timestamp.js'
+import { Transport } from './transport.js'
+import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
+
+/** Buffer-limit cost of an entry beyond its line and metadata: timestamp and framing. */
+export const ENTRY_OVERHEAD_BYTES = 24
+/** Distinct label sets remembered for fast lookup before the cache is reset. */
+const LABEL_CACHE_SIZE = 10_000
+/** Loki's per-entry structured metadata limit. */
+const MAX_METADATA_PAIRS = 128
+/** setTimeout's largest delay: "no deadline", while still holding the process open. */
+const NO_DEADLINE_MS = 2_147_483_647
+
+export interface FlushOptions {
+  /** Give up waiting after this long. @default no deadline */
+  timeoutMs?: number
+}
+
+export interface FlushResult {
+  /** True when every entry pushed before the call was delivered or dropped before the deadline. */
+  ok: boolean
+  timedOut: boolean
+  /** Entries still buffered or in flight when the call returned. */
+  pendingEntries: number
+  /** Entries dropped (any reason) while the call ran. */
+  droppedEntries: number
+}
+
+export interface CloseOptions {
+  /** Deadline for delivering what is buffered. @default the client's `closeTimeoutMs` (5000) */
+  timeoutMs?: number
+}
+
+/** Counters since construction and gauges of the moment. See the README for the identity they keep. */
+export interface LokiClientStats {
+  /** Entries given to push(), accepted or not. */
+  pushed: number
+  sent: { entries: number; bytes: number; batches: number }
+  dropped: { total: number } & Record<DropReason, number>
+  /** Lines cut to `maxLineBytes` (they were still sent). */
+  truncated: number
+  /** Retries scheduled. */
+  retries: number
+  /** Failed HTTP attempts by class. */
+  failedRequests: { total: number; status4xx: number; status429: number; status5xx: number; network: number; timeout: number }
+  inFlight: { requests: number; entries: number }
+  /** Entries waiting: in the batcher, queued, or between retries (not on the wire). */
+  buffered: { entries: number; bytes: number }
+  /** What counts against `maxBufferBytes`: buffered plus in flight. */
+  bufferUsedBytes: number
+  breaker: BreakerState
+  /** Sockets open to Loki now. */
+  connections: number
+  /** Exceptions thrown by your event listeners, caught so they cannot break delivery. */
+  listenerErrors: number
+  state: 'open' | 'closing' | 'closed' | 'destroyed'
+}
+
+function emptyDrops(): { total: number } & Record<DropReason, number> {
+  const out = { total: 0 } as { total: number } & Record<DropReason, number>
+  for (const r of DROP_REASONS) out[r] = 0
+  return out
+}
+
+/**
+ * Ships log entries to Loki: push -> batcher -> queue -> breaker -> HTTP.
+ *
+ * Nothing here throws after construction and no 'error' event is ever emitted: failures are
+ * counted in `stats()` and reported through 'failed', 'retry' and 'drop' events.
+ */
+export class LokiClient extends EventEmitter<LokiClientEvents> {
+  readonly #opts: ResolvedOptions
+  readonly #batcher: Batcher
+  readonly #queue: BatchQueue
+  readonly #breaker: Breaker
+  readonly #transport: Transport
+  readonly #defaultStream: StreamBuffer | undefined
+  readonly #labelCache = new Map<string, ResolvedStream | null>()
+  readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
+  #state: LokiClientStats['state'] = 'open'
+  #closing: Promise<FlushResult> | undefined
+
+  #pushed = 0
+  #sentEntries = 0
+  #sentBytes = 0
+  #sentBatches = 0
+  #truncated = 0
+  #retries = 0
+  #listenerErrors = 0
+  readonly #dropped = emptyDrops()
+  readonly #failed = { total: 0, status4xx: 0, status429: 0, status5xx: 0, network: 0, timeout: 0 }
+
+  constructor(options: LokiClientOptions) {
+    super()
+    const opts = resolveOptions(options)
+    this.#opts = opts
+    this.#transport = new Transport(opts)
+    this.#breaker = new Breaker(opts.breaker, (state) => this.#emit('breaker', { state }))
+    const delivery: Delivery = new Delivery(
+      (this.#queue = new BatchQueue(opts.concurrency, (b): Promise<void> => delivery.run(b))),
+      this.#breaker,
+      this.#transport,
+      { encoding: opts.encoding, gzipLevel: opts.gzipLevel },
+      opts.retry,
+      {
+        sent: (e) => {
+          this.#sentEntries += e.entries
+          this.#sentBytes += e.bytes
+          this.#sentBatches++
+          this.#emit('sent', e)
+        },
+        failed: (e) => {
+          this.#countFailure(e.status, e.error)
+          this.#emit('failed', e)
+        },
+        retry: (e) => {
+          this.#retries++
+          this.#emit('retry', e)
+        },
+        drop: (e) => this.#countDrop(e),
+      },
+    )
+    this.#batcher = new Batcher(opts.batch, (cut: CutBatch) => {
+      this.#queue.enqueue(createBatch(cut.streams, cut.entries, cut.bytes))
+    })
+    const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
+    this.#defaultStream = defaults === undefined ? undefined : this.#batcher.stream(defaults, true)
+    if (opts.flushOnExit) registerExitFlush(this)
+  }
+
+  /**
+   * Buffers one entry or an array of them. Returns true when every entry was accepted; a
+   * refused entry is counted in `stats().dropped` with its reason and reported by 'drop'.
+   */
+  push(entry: LogEntry | readonly LogEntry[]): boolean {
+    if (Array.isArray(entry)) {
+      let ok = true
+      for (let i = 0; i < entry.length; i++) ok = this.#pushOne(entry[i]) && ok
+      return ok
+    }
+    return this.#pushOne(entry as LogEntry)
+  }
+
+  #pushOne(e: LogEntry | undefined): boolean {
+    this.#pushed++
+    if (this.#state !== 'open') return this.#refuse('closed')
+    if (e === null || typeof e !== 'object' || typeof e.line !== 'string') return this.#refuse('invalid_entry')
+    const opts = this.#opts
+
+    let line = e.line
+    let lineBytes = Buffer.byteLength(line)
+    if (lineBytes > opts.maxLineBytes) {
+      if (opts.oversizeLines === 'drop') return this.#refuse('line_too_long')
+      line = truncateUtf8(line, opts.maxLineBytes)
+      lineBytes = Buffer.byteLength(line)
+      this.#truncated++
+    }
+
+    const ts = this.#ts
+    if (e.timestamp === undefined) {
+      ts.ms = Date.now()
+      ts.ns = 0
+      ts.precise = false
+    } else if (!readTimestamp(e.timestamp, ts)) {
+      return this.#refuse('invalid_entry')
+    }
+
+    let meta: string[] | undefined
+    let metaBytes = 0
+    if (e.metadata !== undefined && e.metadata !== null) {
+      meta = this.#metadata(e.metadata)
+      if (meta !== undefined) for (let i = 0; i < meta.length; i++) metaBytes += Buffer.byteLength(meta[i]!)
+    }
+
+    const stream = e.labels === undefined || e.labels === null ? this.#defaultStream : this.#streamFor(e.labels)
+    if (stream === undefined) return this.#refuse('invalid_labels')
+
+    const cost = lineBytes + metaBytes + ENTRY_OVERHEAD_BYTES
+    if (this.#batcher.bytes + this.#queue.bytes + cost > opts.maxBufferBytes && !this.#makeRoom(cost)) {
+      return this.#refuse('buffer_full')
+    }
+    this.#batcher.add(stream, { ms: ts.ms, ns: ts.ns, line, lineBytes, meta, cost }, ts.precise)
+    return true
+  }
+
+  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined {
+    const out: string[] = []
+    for (const name of Object.keys(input)) {
+      const value = input[name]
+      if (value === undefined || value === null || name === '') continue
+      if (out.length >= MAX_METADATA_PAIRS * 2) break
+      out.push(name, typeof value === 'string' ? value : String(value))
+    }
+    return out.length > 0 ? out : undefined
+  }
+
+  #streamFor(labels: Readonly<Record<string, unknown>>): StreamBuffer | undefined {
+    // Key in insertion order: cheaper than sorting, and the same call site repeats its order.
+    let key = ''
+    for (const name in labels) key += `${name}\u0000${labels[name] as string}\u0001`
+    let resolved = this.#labelCache.get(key)
+    if (resolved === undefined) {
+      if (this.#labelCache.size >= LABEL_CACHE_SIZE) this.#labelCache.clear()
+      resolved = resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels) ?? null
+      this.#labelCache.set(key, resolved)
+    }
+    return resolved === null ? undefined : this.#batcher.stream(resolved)
+  }
+
+  /** drop-oldest: evicts waiting batches, oldest first, until `cost` fits. */
+  #makeRoom(cost: number): boolean {
+    if (this.#opts.overflow === 'drop-newest') return false
+    const limit = this.#opts.maxBufferBytes
+    const fits = () => this.#batcher.bytes + this.#queue.bytes + cost <= limit
+    for (let pass = 0; pass < 2; pass++) {
+      for (const batch of this.#queue.evictable()) {
+        this.#end(batch, 'buffer_full')
+        if (fits()) return true
+      }
+      // What is left to evict sits in the batcher: make it a batch so it can go the same way.
+      if (pass === 0) this.#batcher.cut()
+    }
+    return fits()
+  }
+
+  /** Ends a batch that has not been delivered, counting its entries under `reason`. */
+  #end(batch: Batch, reason: DropReason, error?: LokiError): void {
+    if (!this.#queue.finish(batch)) return
+    batch.controller.abort(new LokiAbortError(`batch dropped: ${reason}`))
+    this.#countDrop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
+  }
+
+  #refuse(reason: DropReason): false {
+    this.#countDrop({ reason, entries: 1 })
+    return false
+  }
+
+  #countDrop(e: DropEvent): void {
+    this.#dropped[e.reason] += e.entries
+    this.#dropped.total += e.entries
+    this.#emit('drop', e)
+  }
+
+  #countFailure(status: number | undefined, error: LokiError): void {
+    const f = this.#failed
+    f.total++
+    if (status === undefined) {
+      if (error.code === 'LOKI_REQUEST_TIMEOUT') f.timeout++
+      else f.network++
+    } else if (status === 429) f.status429++
+    else if (status >= 500) f.status5xx++
+    else f.status4xx++
+  }
+
+  #emit<K extends keyof LokiClientEvents>(name: K, ...args: LokiClientEvents[K]): void {
+    if (this.listenerCount(name) === 0) return
+    try {
+      ;(this.emit as (n: K, ...a: LokiClientEvents[K]) => boolean)(name, ...args)
+    } catch {
+      // A throwing listener must not break delivery or reach the host as an exception.
+      this.#listenerErrors++
+    }
+  }
+
+  /**
+   * Resolves when every entry pushed before the call has been delivered or definitively
+   * dropped, or when `timeoutMs` passes. Never rejects. While it waits the process stays alive.
+   */
+  async flush(options: FlushOptions = {}): Promise<FlushResult> {
+    const droppedBefore = this.#dropped.total
+    this.#batcher.cut()
+    const waiting = [...this.#queue.pending]
+    let timedOut = false
+    if (waiting.length > 0) {
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          timedOut = true
+          resolve()
+        }, options.timeoutMs ?? NO_DEADLINE_MS)
+      })
+      await Promise.race([Promise.all(waiting.map((b) => this.#queue.settled(b))), deadline])
+      clearTimeout(timer)
+    }
+    return {
+      ok: !timedOut,
+      timedOut,
+      pendingEntries: this.#batcher.entries + this.#queue.entries,
+      droppedEntries: this.#dropped.total - droppedBefore,
+    }
+  }
+
+  /**
+   * Stops intake, delivers what is buffered within the deadline, drops the rest as
+   * `close_timeout`, then releases every socket, timer and listener. Idempotent: later calls
+   * return the first call's promise. Never rejects.
+   */
+  close(options: CloseOptions = {}): Promise<FlushResult> {
+    if (this.#closing !== undefined) return this.#closing
+    if (this.#state === 'open') this.#state = 'closing'
+    this.#closing = (async () => {
+      const result = await this.flush({ timeoutMs: options.timeoutMs ?? this.#opts.closeTimeoutMs })
+      const droppedBefore = this.#dropped.total
+      const graceful = this.#queue.pending.size === 0 && this.#batcher.entries === 0
+      this.#abortAll('close_timeout')
+      if (this.#state === 'closing') this.#state = 'closed'
+      await this.#release(graceful)
+      return { ...result, droppedEntries: result.droppedEntries + this.#dropped.total - droppedBefore }
+    })()
+    return this.#closing
+  }
+
+  /** Aborts everything now: requests in flight are cancelled, buffered entries counted as `destroyed`. */
+  async destroy(): Promise<void> {
+    if (this.#state === 'destroyed') return
+    this.#state = 'destroyed'
+    this.#abortAll('destroyed')
+    await this.#release(false)
+    if (this.#closing !== undefined) await this.#closing
+  }
+
+  #abortAll(reason: DropReason): void {
+    const cleared = this.#batcher.clear()
+    if (cleared.entries > 0) this.#countDrop({ reason, entries: cleared.entries })
+    for (const batch of [...this.#queue.pending]) this.#end(batch, reason)
+  }
+
+  async #release(graceful: boolean): Promise<void> {
+    unregisterExitFlush(this)
+    this.#breaker.shutdown()
+    try {
+      if (graceful) await this.#transport.close()
+      else await this.#transport.destroy()
+    } catch {
+      // Closing a pool that is already closed or destroyed by the other path: nothing to release.
+    }
+  }
+
+  /** @internal Natural exit with entries still buffered: deliver them within closeTimeoutMs. */
+  onBeforeExit(): void {
+    if (this.#state === 'open' && this.#batcher.entries + this.#queue.entries > 0) void this.close()
+  }
+
+  stats(): LokiClientStats {
+    const q = this.#queue
+    return {
+      pushed: this.#pushed,
+      sent: { entries: this.#sentEntries, bytes: this.#sentBytes, batches: this.#sentBatches },
+      dropped: { ...this.#dropped },
+      truncated: this.#truncated,
+      retries: this.#retries,
+      failedRequests: { ...this.#failed },
+      inFlight: { requests: q.inFlightRequests, entries: q.inFlightEntries },
+      buffered: { entries: this.#batcher.entries + q.entries - q.inFlightEntries, bytes: this.#batcher.bytes + q.bytes - q.inFlightBytes },
+      bufferUsedBytes: this.#batcher.bytes + q.bytes,
+      breaker: this.#breaker.state,
+      connections: this.#transport.connections,
+      listenerErrors: this.#listenerErrors,
+      state: this.#state,
+    }
+  }
+}

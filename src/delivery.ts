@@ -1,0 +1,174 @@
+import type { Breaker } from './breaker.js'
+import { encodeBody, type EncodeOptions } from './encode/index.js'
+import { ErrorCodes, LokiError } from './errors.js'
+import type { DropEvent, FailedEvent, RetryEvent, SentEvent } from './events.js'
+import { createBatch, type Batch, type BatchQueue } from './queue.js'
+import { decideRetry, type RetryPolicy } from './retry.js'
+import type { Transport } from './transport.js'
+import type { BatchStream, DropReason } from './types.js'
+
+export interface DeliveryHooks {
+  sent(e: SentEvent): void
+  failed(e: FailedEvent): void
+  retry(e: RetryEvent): void
+  drop(e: DropEvent): void
+}
+
+/** Resolves after `ms`, or early when `signal` aborts. The timer never keeps the process alive. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    timer.unref()
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Halves a batch's streams: by stream when there are several, by entries inside a single one. */
+function halve(streams: BatchStream[]): [BatchStream[], BatchStream[]] {
+  if (streams.length > 1) {
+    const mid = streams.length >> 1
+    return [streams.slice(0, mid), streams.slice(mid)]
+  }
+  const s = streams[0]!
+  const mid = s.entries.length >> 1
+  return [[{ ...s, entries: s.entries.slice(0, mid) }], [{ ...s, entries: s.entries.slice(mid) }]]
+}
+
+function sizeOf(streams: BatchStream[]): { entries: number; bytes: number } {
+  let entries = 0
+  let bytes = 0
+  for (const s of streams) {
+    entries += s.entries.length
+    for (const e of s.entries) bytes += e.cost
+  }
+  return { entries, bytes }
+}
+
+/**
+ * Drives one batch to a final outcome: delivered, or dropped with a reason. Runs inside a
+ * p-queue slot, so at most `concurrency` batches are here at once; a batch in backoff keeps its
+ * slot, which is the back-pressure that stops a struggling Loki from being flooded.
+ */
+export class Delivery {
+  constructor(
+    private readonly queue: BatchQueue,
+    private readonly breaker: Breaker,
+    private readonly transport: Transport,
+    private readonly encoding: EncodeOptions,
+    private readonly policy: RetryPolicy,
+    private readonly hooks: DeliveryHooks,
+  ) {}
+
+  /** Never rejects. */
+  readonly run = async (batch: Batch): Promise<void> => {
+    try {
+      await this.#deliver(batch)
+    } catch (err) {
+      this.#drop(batch, 'encode_error', new LokiError(ErrorCodes.INTERNAL, 'unexpected error while delivering a batch', { cause: err }))
+    }
+  }
+
+  #drop(batch: Batch, reason: DropReason, error?: LokiError): void {
+    if (this.queue.finish(batch)) this.hooks.drop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
+  }
+
+  async #deliver(batch: Batch): Promise<void> {
+    const signal = batch.controller.signal
+    for (;;) {
+      if (batch.done) return
+      if (!this.breaker.ready) {
+        await this.breaker.waitUntilReady(signal)
+        continue
+      }
+      if (batch.body === undefined) {
+        try {
+          batch.body = await encodeBody(batch.streams, this.encoding)
+        } catch (err) {
+          this.#drop(batch, 'encode_error', new LokiError(ErrorCodes.ENCODE, 'could not encode the batch', { cause: err }))
+          return
+        }
+        if (batch.done) return
+      }
+
+      const attempt = batch.attempts + 1
+      const started = performance.now()
+      this.queue.setSending(batch, true)
+      const body = batch.body
+      const result = await this.breaker.run(() =>
+        this.transport.send(body, signal, { batchId: batch.id, attempt, entries: batch.entries }),
+      )
+      this.queue.setSending(batch, false)
+      if (batch.done) return // destroyed, evicted or timed out by close() meanwhile: already counted
+      if (result.kind === 'refused') continue // the breaker opened under us; not an attempt
+      batch.attempts = attempt
+      const durationMs = performance.now() - started
+      batch.spentMs += durationMs
+
+      switch (result.kind) {
+        case 'success':
+          if (this.queue.finish(batch)) {
+            this.hooks.sent({ batchId: batch.id, entries: batch.entries, bytes: body.body.length, status: result.status, attempt, durationMs })
+          }
+          return
+        case 'blocked':
+          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: false })
+          this.#drop(batch, 'blocked', result.error)
+          return
+        case 'failure':
+          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: false })
+          this.#drop(batch, 'rejected', result.error)
+          return
+        case 'aborted':
+          // Only the batch's own signal aborts; whoever aborted it has counted it.
+          return
+        case 'too_large':
+          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: batch.entries > 1 })
+          if (batch.entries <= 1) this.#drop(batch, 'too_large', result.error)
+          else await this.#split(batch)
+          return
+        case 'retryable': {
+          const decision = decideRetry(this.policy, attempt, batch.spentMs, result.retryAfterMs)
+          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: decision.retry })
+          if (!decision.retry) {
+            this.#drop(batch, 'retries_exhausted', result.error)
+            return
+          }
+          this.hooks.retry({ batchId: batch.id, entries: batch.entries, attempt: attempt + 1, delayMs: decision.delayMs, error: result.error })
+          await sleep(decision.delayMs, signal)
+          batch.spentMs += decision.delayMs
+        }
+      }
+    }
+  }
+
+  /**
+   * 413: the halves become batches of their own, delivered one after the other in this slot.
+   * Whoever waits on the parent (flush) is released only when both halves have ended.
+   */
+  async #split(parent: Batch): Promise<void> {
+    const children = halve(parent.streams).map((streams) => {
+      const { entries, bytes } = sizeOf(streams)
+      return createBatch(streams, entries, bytes)
+    })
+    const waiters = parent.waiters
+    parent.waiters = undefined
+    for (const child of children) this.queue.track(child)
+    this.queue.finish(parent)
+    const onParentAbort = () => {
+      for (const c of children) c.controller.abort(parent.controller.signal.reason)
+    }
+    parent.controller.signal.addEventListener('abort', onParentAbort, { once: true })
+    try {
+      for (const child of children) await this.run(child)
+    } finally {
+      parent.controller.signal.removeEventListener('abort', onParentAbort)
+      if (waiters !== undefined) for (const w of waiters) w()
+    }
+  }
+}

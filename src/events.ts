@@ -1,0 +1,58 @@
+import type { BreakerState } from './breaker.js'
+import type { LokiError } from './errors.js'
+import type { DropReason } from './types.js'
+
+/** A batch Loki accepted. */
+export interface SentEvent {
+  batchId: number
+  entries: number
+  /** Bytes on the wire (after compression). */
+  bytes: number
+  status: number
+  attempt: number
+  durationMs: number
+}
+
+/** One HTTP attempt that did not succeed. */
+export interface FailedEvent {
+  batchId: number
+  entries: number
+  attempt: number
+  /** HTTP status, or undefined for network errors and timeouts. */
+  status: number | undefined
+  /** LokiHttpError (with Loki's message in `body`), LokiTimeoutError, LokiNetworkError… */
+  error: LokiError
+  /** True when the batch will be retried; false when this failure ended it. */
+  willRetry: boolean
+}
+
+/** A retry was scheduled. */
+export interface RetryEvent {
+  batchId: number
+  entries: number
+  /** The attempt that will run next (2 for the first retry). */
+  attempt: number
+  delayMs: number
+  error: LokiError
+}
+
+/** Entries the client gave up on. Every drop is counted in `stats().dropped` under its reason. */
+export interface DropEvent {
+  reason: DropReason
+  entries: number
+  /** The cause when there is one (Loki's answer, the last network error). */
+  error?: LokiError
+}
+
+export interface BreakerEvent {
+  state: BreakerState
+}
+
+/** Event map of LokiClient. There is deliberately no 'error' event. */
+export interface LokiClientEvents {
+  sent: [SentEvent]
+  failed: [FailedEvent]
+  retry: [RetryEvent]
+  drop: [DropEvent]
+  breaker: [BreakerEvent]
+}

@@ -1,0 +1,104 @@
+/*
+ * Stream labels: validation, sanitising and the canonical selector string.
+ *
+ * Loki rejects a whole request with 400 when one stream has a bad label, so labels are checked
+ * here, once per distinct label set, and the verdict is cached: the hot path pays a Map lookup.
+ */
+
+export const LABEL_NAME_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/
+/** Loki's defaults: at most 15 labels, names up to 1024 bytes, values up to 2048 bytes. */
+export const MAX_LABELS = 15
+export const MAX_LABEL_NAME_BYTES = 1024
+export const MAX_LABEL_VALUE_BYTES = 2048
+
+export type InvalidLabelsPolicy = 'sanitize' | 'drop'
+
+export interface ResolvedStream {
+  /** The canonical selector; doubles as the stream's identity. */
+  selector: string
+  labels: Readonly<Record<string, string>>
+}
+
+function escapeValue(v: string): string {
+  // Loki parses the selector with the PromQL lexer: backslash, quote and newline must be escaped.
+  return /["\\\n]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : v
+}
+
+/** `{a="1", b="2"}` with names sorted, as Loki's protobuf `labels` field wants it. */
+export function selectorOf(labels: Readonly<Record<string, string>>): string {
+  const names = Object.keys(labels).sort()
+  let out = '{'
+  for (let i = 0; i < names.length; i++) {
+    if (i > 0) out += ', '
+    out += `${names[i]}="${escapeValue(labels[names[i]!]!)}"`
+  }
+  return out + '}'
+}
+
+/** Cuts a string to at most `maxBytes` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  if (s.length <= maxBytes / 3 || Buffer.byteLength(s) <= maxBytes) return s
+  const buf = Buffer.from(s)
+  let end = maxBytes
+  // Step back over continuation bytes (10xxxxxx) so the cut lands on a character boundary.
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--
+  return buf.subarray(0, end).toString()
+}
+
+/** Makes a name Loki accepts: invalid characters become `_`, a leading digit or `__` gets prefixed. */
+export function sanitizeLabelName(name: string): string | undefined {
+  if (name.length === 0) return undefined
+  let out = LABEL_NAME_RE.test(name) ? name : name.replace(/[^a-zA-Z0-9_]/g, '_')
+  if (/^[0-9]/.test(out)) out = `_${out}`
+  // `__`-prefixed names are reserved for Loki's internal labels.
+  if (out.startsWith('__')) out = `x${out}`
+  return truncateUtf8(out, MAX_LABEL_NAME_BYTES)
+}
+
+/** Why a label set is unusable, or undefined when it is fine as it is. */
+export function labelProblem(name: string, value: unknown): string | undefined {
+  if (!LABEL_NAME_RE.test(name)) return `label name "${name}" must match ${LABEL_NAME_RE.source}`
+  if (name.startsWith('__')) return `label name "${name}" is reserved (starts with "__")`
+  if (Buffer.byteLength(name) > MAX_LABEL_NAME_BYTES) return `label name "${name.slice(0, 32)}..." is over ${MAX_LABEL_NAME_BYTES} bytes`
+  if (typeof value !== 'string') return `label "${name}" must have a string value`
+  if (Buffer.byteLength(value) > MAX_LABEL_VALUE_BYTES) return `label "${name}" value is over ${MAX_LABEL_VALUE_BYTES} bytes`
+  return undefined
+}
+
+/**
+ * Merges entry labels over the defaults and applies the policy. Returns undefined when the
+ * entry must be dropped (policy 'drop' and a bad label, no labels at all, or too many).
+ * Empty values are removed, as Loki itself does.
+ */
+export function resolveLabels(
+  defaults: Readonly<Record<string, string>>,
+  extra: Readonly<Record<string, unknown>>,
+  policy: InvalidLabelsPolicy,
+): ResolvedStream | undefined {
+  const merged: Record<string, string> = { ...defaults }
+  for (const rawName of Object.keys(extra)) {
+    let value = extra[rawName]
+    if (value === undefined || value === null) continue
+    if (typeof value !== 'string') {
+      if (policy === 'drop') return undefined
+      value = String(value)
+    }
+    let name: string | undefined = rawName
+    if (labelProblem(rawName, value) !== undefined) {
+      if (policy === 'drop') return undefined
+      name = sanitizeLabelName(rawName)
+      if (name === undefined) continue
+      value = truncateUtf8(value as string, MAX_LABEL_VALUE_BYTES)
+    }
+    if (value === '') {
+      delete merged[name]
+      continue
+    }
+    merged[name] = value as string
+  }
+  const count = Object.keys(merged).length
+  if (count === 0 || count > MAX_LABELS) return undefined
+  const sorted: Record<string, string> = {}
+  for (const name of Object.keys(merged).sort()) sorted[name] = merged[name]!
+  return { selector: selectorOf(sorted), labels: sorted }
+}

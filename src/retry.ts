@@ -1,0 +1,57 @@
+/*
+ * Retry policy as pure functions: what to wait before the next attempt, and whether there may
+ * be one. Kept free of timers and I/O so it is tested with plain numbers.
+ */
+
+export interface RetryPolicy {
+  maxAttempts: number
+  minDelayMs: number
+  maxDelayMs: number
+  budgetMs: number
+  maxRetryAfterMs: number
+}
+
+/**
+ * Full-jitter exponential backoff: a uniform delay in [0, min(max, min * 2^(attempt-1))].
+ * Jitter spreads retries from many clients so a recovering Loki is not hit in lockstep.
+ */
+export function backoffDelay(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.min(attempt - 1, 30))
+  return Math.floor(random() * ceiling)
+}
+
+/**
+ * `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or
+ * unparseable. Never negative.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
+  if (Array.isArray(value)) value = value[0]
+  if (value === undefined) return undefined
+  const v = value.trim()
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  if (/^\d+\.\d+$/.test(v)) return Math.ceil(Number(v) * 1000)
+  const at = Date.parse(v)
+  if (Number.isNaN(at)) return undefined
+  return Math.max(0, at - now)
+}
+
+export type RetryDecision = { retry: true; delayMs: number } | { retry: false; reason: 'attempts' | 'budget' }
+
+/**
+ * Decides after a retryable failure. `attempts` is how many were made, `spentMs` the time already
+ * used from the budget. A server's Retry-After replaces the backoff, capped by maxRetryAfterMs.
+ */
+export function decideRetry(
+  policy: RetryPolicy,
+  attempts: number,
+  spentMs: number,
+  retryAfterMs: number | undefined,
+  random: () => number = Math.random,
+): RetryDecision {
+  if (attempts >= policy.maxAttempts) return { retry: false, reason: 'attempts' }
+  const delayMs = retryAfterMs !== undefined
+    ? Math.min(retryAfterMs, policy.maxRetryAfterMs)
+    : backoffDelay(policy, attempts, random)
+  if (spentMs + delayMs >= policy.budgetMs) return { retry: false, reason: 'budget' }
+  return { retry: true, delayMs }
+}

@@ -1,0 +1,11 @@
+export { createLokiTestServer, decodeBody, PUSH_PATH } from './server.js'
+export type {
+  Fault,
+  LokiTestServer,
+  LokiTestServerEvents,
+  LokiTestServerOptions,
+  ReceivedEntry,
+  ReceivedRequest,
+} from './server.js'
+export { decodeJsonPush, decodePushRequest, formatSelector, parseSelector } from './decode.js'
+export type { DecodedEntry, DecodedPushRequest, DecodedStream } from './decode.js'

@@ -1,0 +1,191 @@
+import { Pool, errors as undiciErrors } from 'undici'
+import type { Dispatcher } from 'undici'
+import { channels } from './diagnostics.js'
+import type { EncodedBody } from './encode/index.js'
+import { LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
+import type { ResolvedOptions } from './options.js'
+import { parseRetryAfter } from './retry.js'
+import { VERSION } from './version.js'
+
+/**
+ * The outcome of one HTTP attempt. The transport never throws: every path, including
+ * exceptions from undici, becomes one of these, and the response body has been consumed or
+ * destroyed before it is returned.
+ */
+export type SendResult =
+  | { kind: 'success'; status: number }
+  /** 260: a 2xx that stored nothing (ingestion policy). */
+  | { kind: 'blocked'; status: number; error: LokiHttpError }
+  /** 429, 408, 5xx, network errors, timeouts. */
+  | { kind: 'retryable'; status: number | undefined; error: LokiError; retryAfterMs: number | undefined }
+  /** 400, 401, 403, 404 and other statuses that a retry cannot fix. */
+  | { kind: 'failure'; status: number | undefined; error: LokiError }
+  /** 413: the body is over the server's limit; the batch should be split. */
+  | { kind: 'too_large'; status: number; error: LokiHttpError }
+  /** The caller's signal aborted the attempt (destroy, eviction, close deadline). */
+  | { kind: 'aborted'; error: LokiAbortError }
+
+export interface AttemptInfo {
+  batchId: number
+  attempt: number
+  entries: number
+}
+
+/** Error bodies are read up to this size for the message; Loki's are a few hundred bytes. */
+export const ERROR_BODY_KEEP = 64 * 1024
+/** Past this a body is not worth draining: the socket is destroyed instead of reused. */
+export const DRAIN_LIMIT = 8 * 1024 * 1024
+
+type Body = Dispatcher.ResponseData['body']
+
+/** Consumes a body to the end, keeping its first `keep` bytes as text. */
+async function drain(body: Body, keep: number): Promise<string> {
+  if (keep === 0) {
+    await body.dump({ limit: DRAIN_LIMIT })
+    return ''
+  }
+  const chunks: Buffer[] = []
+  let kept = 0
+  let total = 0
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    total += chunk.length
+    if (kept < keep) {
+      const part = chunk.subarray(0, keep - kept)
+      chunks.push(part)
+      kept += part.length
+    }
+    if (total > DRAIN_LIMIT) {
+      body.destroy()
+      break
+    }
+  }
+  return Buffer.concat(chunks).toString('utf8').trim()
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+
+function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal): SendResult {
+  if (signal.aborted) {
+    return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason ?? err) }
+  }
+  if (deadline.aborted) {
+    const reason = deadline.reason as LokiTimeoutError
+    return { kind: 'retryable', status: undefined, error: reason, retryAfterMs: undefined }
+  }
+  const code = (err as { code?: unknown })?.code
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
+    return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out (${code})`, err), retryAfterMs: undefined }
+  }
+  if (err instanceof undiciErrors.InvalidArgumentError) {
+    // A bad header or URL will not get better on retry.
+    return { kind: 'failure', status: undefined, error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
+  }
+  const message = err instanceof Error ? err.message : String(err)
+  return {
+    kind: 'retryable',
+    status: undefined,
+    error: new LokiNetworkError(`request failed: ${typeof code === 'string' ? `${code} ` : ''}${message}`, err),
+    retryAfterMs: undefined,
+  }
+}
+
+function classifyStatus(status: number, body: string, headers: Dispatcher.ResponseData['headers']): SendResult {
+  if (status === 260) return { kind: 'blocked', status, error: new LokiHttpError(status, body) }
+  if (status >= 200 && status < 300) return { kind: 'success', status }
+  const error = new LokiHttpError(status, body)
+  if (status === 413) return { kind: 'too_large', status, error }
+  if (status === 429 || status === 408 || status >= 500) {
+    return { kind: 'retryable', status, error, retryAfterMs: parseRetryAfter(headers['retry-after']) }
+  }
+  return { kind: 'failure', status, error }
+}
+
+/**
+ * The HTTP layer: one undici Pool per client, sized to the client's concurrency, so the number
+ * of sockets to Loki can never exceed it.
+ */
+export class Transport {
+  readonly #pool: Pool
+  readonly #path: string
+  readonly #url: string
+  readonly #headers: Record<string, string>
+  readonly #timeoutMs: number
+
+  constructor(opts: ResolvedOptions) {
+    this.#path = opts.path
+    this.#url = opts.displayUrl
+    this.#timeoutMs = opts.requestTimeoutMs
+    this.#headers = { 'user-agent': `lokiwire/${VERSION}`, ...opts.headers }
+    this.#pool = new Pool(opts.origin, {
+      connections: opts.concurrency,
+      pipelining: 1,
+      connectTimeout: opts.connectTimeoutMs,
+      headersTimeout: opts.requestTimeoutMs,
+      bodyTimeout: opts.requestTimeoutMs,
+      keepAliveTimeout: opts.keepAliveTimeoutMs,
+      ...(opts.tls ? { connect: { ...opts.tls } } : {}),
+    })
+  }
+
+  /** Sockets currently open to Loki. */
+  get connections(): number {
+    return this.#pool.stats.connected
+  }
+
+  /**
+   * One attempt. `signal` belongs to the batch (destroy, eviction); the attempt adds its own
+   * total deadline on top, so a stalled server costs at most `requestTimeoutMs`.
+   */
+  async send(body: EncodedBody, signal: AbortSignal, info: AttemptInfo): Promise<SendResult> {
+    const started = performance.now()
+    const message = { url: this.#url, batchId: info.batchId, attempt: info.attempt, entries: info.entries, bytes: body.body.length }
+    if (channels.requestStart.hasSubscribers) channels.requestStart.publish(message)
+
+    const deadline = new AbortController()
+    const timer = setTimeout(() => {
+      deadline.abort(new LokiTimeoutError(`no complete answer within requestTimeoutMs (${this.#timeoutMs} ms)`))
+    }, this.#timeoutMs)
+    const onAbort = () => deadline.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+
+    const headers: Record<string, string> = { ...this.#headers, 'content-type': body.contentType }
+    if (body.contentEncoding !== undefined) headers['content-encoding'] = body.contentEncoding
+
+    let result: SendResult
+    let res: Dispatcher.ResponseData | undefined
+    try {
+      if (signal.aborted) throw signal.reason
+      res = await this.#pool.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      const failed = res.statusCode < 200 || res.statusCode >= 300 || res.statusCode === 260
+      const text = await drain(res.body, failed ? ERROR_BODY_KEEP : 0)
+      result = classifyStatus(res.statusCode, text, res.headers)
+    } catch (err) {
+      // Whatever failed, the body must not be left holding the socket.
+      if (res !== undefined && !res.body.destroyed) res.body.destroy()
+      result = classifyError(err, signal, deadline.signal)
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+    }
+
+    const durationMs = performance.now() - started
+    if (result.kind === 'success' || 'status' in result && result.status !== undefined) {
+      if (channels.requestEnd.hasSubscribers) {
+        channels.requestEnd.publish({ ...message, status: (result as { status: number }).status, durationMs })
+      }
+    } else if (channels.requestError.hasSubscribers) {
+      channels.requestError.publish({ ...message, error: (result as { error: Error }).error, durationMs })
+    }
+    return result
+  }
+
+  /** Waits for requests in flight, then closes every socket. */
+  async close(): Promise<void> {
+    if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+  }
+
+  /** Closes every socket now, failing whatever is in flight. */
+  async destroy(): Promise<void> {
+    if (!this.#pool.destroyed) await this.#pool.destroy()
+  }
+}
