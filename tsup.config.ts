@@ -1,17 +1,48 @@
-import { defineConfig } from 'tsup'
+import { readFileSync } from 'node:fs'
+import { defineConfig, type Options } from 'tsup'
 
-export default defineConfig({
-  entry: {
-    index: 'src/index.ts',
-    'testing/index': 'src/testing/index.ts',
-  },
-  format: ['esm', 'cjs'],
-  dts: true,
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as { version: string }
+
+const entry = {
+  index: 'src/index.ts',
+  'testing/index': 'src/testing/index.ts',
+  'pino/index': 'src/adapters/pino.ts',
+  'winston/index': 'src/adapters/winston.ts',
+}
+
+const common: Options = {
   target: 'node20',
   platform: 'node',
   splitting: false,
   sourcemap: true,
-  clean: true,
-  // Runtime dependencies stay external: users get one copy of undici/p-queue/opossum.
-  skipNodeModulesBundle: true,
-})
+  define: { __LOKIWIRE_VERSION__: JSON.stringify(version) },
+}
+
+export default defineConfig([
+  {
+    ...common,
+    entry,
+    format: ['esm'],
+    dts: true,
+    // Runtime dependencies stay external: users get one copy of undici/p-queue/opossum.
+    skipNodeModulesBundle: true,
+  },
+  {
+    ...common,
+    entry,
+    format: ['cjs'],
+    dts: true,
+    // p-queue is ESM-only. require(esm) hands back a namespace whose default export esbuild's
+    // interop does not unwrap, so the CommonJS build carries its own copy (about 10 KB).
+    noExternal: ['p-queue', 'eventemitter3', 'p-timeout'],
+    external: ['undici', 'opossum', 'snappy', 'pino', 'pino-abstract-transport', 'winston', 'winston-transport'],
+  },
+  {
+    ...common,
+    // The CLI is an executable, not an API: ESM only, no typings.
+    entry: { cli: 'src/cli/main.ts' },
+    format: ['esm'],
+    banner: { js: '#!/usr/bin/env node' },
+    skipNodeModulesBundle: true,
+  },
+])
