@@ -38,12 +38,12 @@ export const DRAIN_LIMIT = 8 * 1024 * 1024
 
 type Body = Dispatcher.ResponseData['body']
 
-/** Consumes a body to the end, keeping its first `keep` bytes as text. */
+/**
+ * Consumes a body to the end, keeping its first `keep` bytes as text. A body that breaks off
+ * throws, even after a 2xx status: the push is then retried, which is safe because Loki drops
+ * the duplicate entries a retry may resend.
+ */
 async function drain(body: Body, keep: number): Promise<string> {
-  if (keep === 0) {
-    await body.dump({ limit: DRAIN_LIMIT })
-    return ''
-  }
   const chunks: Buffer[] = []
   let kept = 0
   let total = 0
@@ -55,11 +55,12 @@ async function drain(body: Body, keep: number): Promise<string> {
       kept += part.length
     }
     if (total > DRAIN_LIMIT) {
+      // Not worth reading further: give up the socket instead of reusing it.
       body.destroy()
       break
     }
   }
-  return Buffer.concat(chunks).toString('utf8').trim()
+  return kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim()
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])

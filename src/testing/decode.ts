@@ -395,7 +395,9 @@ function stringRecord(v: unknown, where: string): Array<[string, string]> {
 
 /**
  * Decodes Loki's JSON push body: values are `[ts, line]` or `[ts, line, metadata]` with `ts` the
- * epoch nanoseconds as a decimal string (Loki rejects a JSON number there).
+ * epoch nanoseconds as a decimal string (Loki rejects a JSON number there). Label values are kept
+ * exactly as sent; Loki 2.9 is known to store JSON-pushed values containing `"`, `\` or a newline
+ * double-escaped, a quirk this receiver does not imitate.
  */
 export function decodeJsonPush(text: string | Uint8Array): DecodedPushRequest {
   let source: string

@@ -195,7 +195,7 @@ function flatten(decoded: DecodedPushRequest, tenant: string | undefined): Recei
   for (const s of decoded.streams) {
     const stream = formatSelector(s.labels)
     for (const e of s.entries) {
-      const entry: ReceivedEntry = { labels: s.labels, stream, timestamp: e.timestamp, line: e.line }
+      const entry: ReceivedEntry = { labels: { ...s.labels }, stream, timestamp: e.timestamp, line: e.line }
       if (e.metadata !== undefined) entry.metadata = e.metadata
       if (tenant !== undefined) entry.tenant = tenant
       out.push(entry)
@@ -234,7 +234,10 @@ class LokiTestServerImpl implements LokiTestServer {
   #fault: Fault | null = null
   #queue: Fault[] = []
   #closing: Promise<void> | undefined
+  /** close() has begun: nothing new is scheduled. */
   #closed = false
+  /** close() has finished. */
+  #down = false
 
   constructor(server: Server, host: string) {
     this.#server = server
@@ -309,7 +312,7 @@ class LokiTestServerImpl implements LokiTestServer {
         if (!check()) fail('the server closed before the condition held')
       }
       if (check()) return
-      if (this.#closed) return fail('the server is closed')
+      if (this.#down) return fail('the server is closed')
       this.#events.on('change', check)
       this.#events.on('closed', onClosed)
       timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs)
@@ -321,11 +324,20 @@ class LokiTestServerImpl implements LokiTestServer {
       this.#closed = true
       for (const t of this.#timers) clearTimeout(t)
       this.#timers.clear()
-      // The callback fires once every connection is gone, so no socket handle outlives close().
-      this.#server.close(() => resolve())
+      // The callback fires once every connection is gone, but the listening handle itself is
+      // released in the loop's close phase, which may come after the next check phase: two
+      // setImmediate hops guarantee no handle of ours is still listed when the promise resolves.
+      this.#server.close(() =>
+        setImmediate(() =>
+          setImmediate(() => {
+            this.#down = true
+            this.#events.emit('closed')
+            resolve()
+          }),
+        ),
+      )
       this.#server.closeAllConnections()
       for (const socket of this.#sockets) socket.destroy()
-      this.#events.emit('closed')
     })
     return this.#closing
   }
