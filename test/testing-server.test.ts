@@ -490,6 +490,18 @@ describe('createLokiTestServer', () => {
       expect((await pushProto(srv, one())).status).toBe(204)
     })
 
+    it('partial: a throwing reject callback becomes a 500, not an uncaught exception', async () => {
+      srv.setFault({
+        type: 'partial',
+        reject: () => {
+          throw new Error('bad callback')
+        },
+      })
+      const reply = await pushProto(srv, one())
+      expect(reply).toMatchObject({ status: 500, text: 'test server fault handler threw: bad callback\n' })
+      expect(srv.requests[0]!.error).toMatch(/bad callback/)
+    })
+
     it('stall: never answers; the exchange ends when the client aborts', async () => {
       srv.setFault({ type: 'stall' })
       const ac = new AbortController()

@@ -427,7 +427,15 @@ class LokiTestServerImpl implements LokiTestServer {
         else this.#text(x, 405, 'method not allowed\n')
         return
       }
-      this.#handlePush(x, fault, Buffer.concat(chunks), tenant)
+      try {
+        this.#handlePush(x, fault, Buffer.concat(chunks), tenant)
+      } catch (err) {
+        // Only a caller-supplied callback (partial's reject) can throw here; surface it in the
+        // response and the record instead of as an uncaught exception in the test process.
+        record.error = `test server fault handler threw: ${(err as Error)?.message ?? String(err)}`
+        this.#record(x)
+        if (!res.headersSent && !res.destroyed) this.#text(x, 500, `${record.error}\n`)
+      }
     })
   }
 

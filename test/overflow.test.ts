@@ -1,0 +1,79 @@
+import { afterEach, beforeEach, expect, it } from 'vitest'
+import { LokiClient } from '../src/index.js'
+import { ENTRY_OVERHEAD_BYTES } from '../src/client.js'
+import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
+import { assertIdentity, seqLines, waitUntil } from './helpers.js'
+
+let srv: LokiTestServer
+let client: LokiClient | undefined
+beforeEach(async () => {
+  srv = await createLokiTestServer()
+})
+afterEach(async () => {
+  await client?.destroy()
+  client = undefined
+  await srv.close()
+})
+
+// Lines of a fixed size make every cost exact: 76 + 24 = 100 bytes each.
+const LINE_BYTES = 100 - ENTRY_OVERHEAD_BYTES
+const line = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(LINE_BYTES, 'x')
+
+it('drop-newest holds the limit in bytes and counts every refused entry', async () => {
+  srv.setFault({ type: 'stall' })
+  const cl = (client = new LokiClient({
+    url: srv.url,
+    labels: { app: 'overflow' },
+    maxBufferBytes: 4096,
+    batch: { maxBytes: 1024, maxWaitMs: 5 },
+    overflow: 'drop-newest',
+    requestTimeoutMs: 60_000,
+  }))
+  let accepted = 0
+  for (let i = 0; i < 500; i++) {
+    if (cl.push({ line: line(i) })) accepted++
+    const s = cl.stats()
+    expect(s.bufferUsedBytes).toBeLessThanOrEqual(4096)
+    assertIdentity(cl)
+  }
+  expect(accepted).toBe(40) // 4096 / 100, in flight included
+  const s = cl.stats()
+  expect(s.dropped.buffer_full).toBe(460)
+  expect(s.dropped.total).toBe(460)
+  expect(s.buffered.entries + s.inFlight.entries).toBe(40)
+})
+
+it('drop-oldest evicts waiting batches, never the ones on the wire, and delivers the newest', async () => {
+  srv.setFault({ type: 'stall' })
+  const cl = (client = new LokiClient({
+    url: srv.url,
+    labels: { app: 'overflow' },
+    maxBufferBytes: 4096,
+    batch: { maxBytes: 1024, maxWaitMs: 5 },
+    overflow: 'drop-oldest',
+    concurrency: 1,
+    requestTimeoutMs: 500,
+    retry: { minDelayMs: 1, maxDelayMs: 5 },
+  }))
+  for (let i = 0; i < 10; i++) cl.push({ line: line(i) })
+  // The first batch (seq 0-9) goes on the wire and stalls there.
+  await waitUntil(() => cl.stats().inFlight.entries === 10, 'first batch in flight')
+  await srv.waitFor((x) => x.requests.length === 1 && x.requests[0]!.fault === 'stall')
+  for (let i = 10; i < 500; i++) {
+    expect(cl.push({ line: line(i) })).toBe(true)
+    expect(cl.stats().bufferUsedBytes).toBeLessThanOrEqual(4096)
+    assertIdentity(cl)
+  }
+  const s = cl.stats()
+  expect(s.inFlight.entries).toBe(10)
+  const kept = s.buffered.entries
+  expect(kept).toBeGreaterThan(0)
+  expect(s.dropped.buffer_full).toBe(500 - 10 - kept)
+  // Loki recovers; the stalled attempt hits its deadline and is retried.
+  srv.setFault(null)
+  const r = await cl.flush({ timeoutMs: 10_000 })
+  expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
+  const expected = [...Array.from({ length: 10 }, (_, i) => line(i)), ...Array.from({ length: kept }, (_, i) => line(500 - kept + i))]
+  expect(srv.entries.map((e) => e.line).sort()).toEqual(expected.sort())
+  assertIdentity(cl)
+})

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest'
+import { backoffDelay, decideRetry, parseRetryAfter } from '../src/retry.js'
+
+const policy = { maxAttempts: 5, minDelayMs: 100, maxDelayMs: 1000, budgetMs: 10_000, maxRetryAfterMs: 5000 }
+
+describe('retry policy', () => {
+  it('backs off exponentially with full jitter under the cap', () => {
+    expect(backoffDelay(policy, 1, () => 0.999)).toBe(99)
+    expect(backoffDelay(policy, 3, () => 0.999)).toBe(399)
+    expect(backoffDelay(policy, 10, () => 0.999)).toBe(999)
+    expect(backoffDelay(policy, 3, () => 0)).toBe(0)
+    expect(backoffDelay(policy, 1000, () => 0.5)).toBe(500)
+  })
+
+  it('parses Retry-After as seconds or an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    expect(parseRetryAfter('3', now)).toBe(3000)
+    expect(parseRetryAfter(' 0 ', now)).toBe(0)
+    expect(parseRetryAfter('1.5', now)).toBe(1500)
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:07 GMT', now)).toBe(7000)
+    expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:00 GMT', now)).toBe(0)
+    expect(parseRetryAfter('soon', now)).toBeUndefined()
+    expect(parseRetryAfter(undefined, now)).toBeUndefined()
+    expect(parseRetryAfter(['2', '9'], now)).toBe(2000)
+  })
+
+  it('stops at maxAttempts and at the budget, and caps Retry-After', () => {
+    expect(decideRetry(policy, 5, 0, undefined)).toEqual({ retry: false, reason: 'attempts' })
+    expect(decideRetry(policy, 1, 9_950, undefined, () => 0.999)).toEqual({ retry: false, reason: 'budget' })
+    expect(decideRetry(policy, 1, 0, 60_000)).toEqual({ retry: true, delayMs: 5000 })
+    expect(decideRetry(policy, 2, 0, undefined, () => 0.5)).toEqual({ retry: true, delayMs: 100 })
+  })
+})
