@@ -1,0 +1,65 @@
+import { afterEach, beforeEach, expect, it } from 'vitest'
+import { LokiClient, type DropEvent } from '../src/index.js'
+import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
+import { assertIdentity, FAST } from './helpers.js'
+
+let srv: LokiTestServer
+let client: LokiClient
+beforeEach(async () => {
+  srv = await createLokiTestServer()
+})
+afterEach(async () => {
+  await client.destroy()
+  await srv.close()
+})
+
+it('push() never throws: each bad entry is refused and counted with its reason', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, maxLineBytes: 100, oversizeLines: 'drop', invalidLabels: 'drop', ...FAST })
+  const drops: DropEvent[] = []
+  client.on('drop', (e) => drops.push(e))
+  const bad: unknown[] = [null, undefined, 42, 'a string', {}, { line: 5 }, { line: 'x', timestamp: 'yesterday' }, { line: 'x', timestamp: Number.NaN }]
+  for (const e of bad) expect(client.push(e as never)).toBe(false)
+  expect(client.push({ line: 'x'.repeat(101) })).toBe(false)
+  expect(client.push({ line: 'x', labels: { 'bad-name': 'v' } })).toBe(false)
+  expect(client.push([{ line: 'ok' }, null as never])).toBe(false)
+  const s = client.stats()
+  expect(s.dropped).toMatchObject({ invalid_entry: 9, line_too_long: 1, invalid_labels: 1, total: 11 })
+  expect(drops.reduce((n, d) => n + d.entries, 0)).toBe(11)
+  assertIdentity(client)
+  await client.flush({ timeoutMs: 5000 })
+  expect(srv.entries.map((e) => e.line)).toEqual(['ok'])
+})
+
+it('truncates over-long lines at a character boundary by default and counts them', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, maxLineBytes: 16, ...FAST })
+  expect(client.push({ line: 'ééééééééééé' })).toBe(true) // 22 bytes
+  await client.flush({ timeoutMs: 5000 })
+  expect(srv.entries[0]!.line).toBe('éééééééé')
+  expect(client.stats().truncated).toBe(1)
+})
+
+it('sanitises bad label names by default', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, ...FAST })
+  client.push({ line: 'x', labels: { 'k8s.pod-name': 'web-1', empty: '' } })
+  await client.flush({ timeoutMs: 5000 })
+  expect(srv.entries[0]!.labels).toEqual({ app: 'p', k8s_pod_name: 'web-1' })
+})
+
+it('a throwing listener cannot break delivery', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, ...FAST })
+  client.on('sent', () => {
+    throw new Error('listener bug')
+  })
+  client.push({ line: 'still delivered' })
+  const r = await client.flush({ timeoutMs: 5000 })
+  expect(r.ok).toBe(true)
+  expect(srv.entries).toHaveLength(1)
+  expect(client.stats().listenerErrors).toBe(1)
+})
+
+it('without default labels, an entry with no labels is refused rather than sent to a 400', () => {
+  client = new LokiClient({ url: srv.url, ...FAST })
+  expect(client.push({ line: 'no labels' })).toBe(false)
+  expect(client.push({ line: 'labelled', labels: { app: 'x' } })).toBe(true)
+  expect(client.stats().dropped.invalid_labels).toBe(1)
+})
