@@ -1,1 +1,359 @@
-export {}
+/*
+ * pino adapter, two ways:
+ *
+ *   pino({ transport: { target: 'lokiwire/pino', options } })   a worker thread (the default export)
+ *   pino(lokiStream(options))                                   in-process, no worker
+ *
+ * Both read pino's NDJSON output. The worker side speaks pino's transport protocol directly
+ * (thread-stream hands the destination raw text; pino posts its level table as PINO_CONFIG)
+ * instead of going through pino-abstract-transport, which would add a dependency for every
+ * user, an object-mode stream per line, and silently discard lines that are not JSON.
+ *
+ * Shutdown in the worker: thread-stream ends the destination at process exit (natural or
+ * process.exit()) and blocks the main thread until the destination closes, giving up after
+ * about 10 s. The destination closes only once client.close() has delivered or dropped every
+ * entry, so the close deadline is capped below thread-stream's limit.
+ */
+import { EventEmitter } from 'node:events'
+import { Writable } from 'node:stream'
+import { StringDecoder } from 'node:string_decoder'
+import { parentPort, workerData } from 'node:worker_threads'
+import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
+import { LokiOptionError } from '../errors.js'
+import type { LokiClientOptions } from '../options.js'
+import type { LogEntry } from '../types.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
+import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+
+export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
+export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
+export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
+export type { LokiClient } from '../client.js'
+
+/** Options of `lokiStream()` and of the `lokiwire/pino` transport: the client's, plus these. */
+export interface LokiPinoOptions extends LokiClientOptions, RecordMappingOptions {
+  /**
+   * Custom levels, name -> number, for when pino cannot tell the adapter itself (a stream inside
+   * `pino.multistream()`). pino itself sends its level table, custom levels included, to
+   * `lokiStream()` and to the worker transport. pino's six levels are always known; a number
+   * nobody named is sent as its digits.
+   * @default {}
+   */
+  customLevels?: Readonly<Record<string, number>>
+  /**
+   * Field holding the message, for `line: 'message'`.
+   * @default pino's `messageKey` when pino sends it, else 'msg'
+   */
+  messageKey?: string
+}
+
+/** Events of the in-process stream; the worker transport emits the same on pino's transport stream. */
+export interface LokiPinoStreamEvents {
+  /** Entries were lost (at most one summary a second). */
+  'lokiwire:drop': [LokiDropSummary]
+  /** The circuit breaker opened (Loki failing, entries held) or closed again. */
+  'lokiwire:breaker': [LokiBreakerNotice]
+  /** pino's configuration message; handled internally. */
+  message: [unknown]
+}
+
+const PINO_KEYS: readonly string[] = [...MAPPING_KEYS, 'customLevels', 'messageKey']
+/** Keys pino and thread-stream add to a transport's options; never the user's. */
+const INJECTED_KEYS = new Set(['levels', 'dedupe', 'pinoWillSendConfig', '$context'])
+const PINO_LEVELS: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
+/** thread-stream gives up on a destination that has not closed ~10 s after end(). */
+export const WORKER_CLOSE_CAP_MS = 9000
+/** How long the worker waits for pino's level table before mapping lines without it. */
+const CONFIG_WAIT_MS = 1000
+/** A "line" longer than this without a newline is shipped as it is rather than held forever. */
+const MAX_PARTIAL_CHARS = 4 * 1024 * 1024
+const DEFAULT_CLOSE_TIMEOUT_MS = 5000
+
+interface PinoConfig {
+  levels?: { labels?: Record<string, string>; values?: Record<string, number> }
+  messageKey?: string
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function levelTable(custom: unknown, name: string): Map<number, string> {
+  const table = new Map<number, string>()
+  for (const [n, v] of Object.entries(PINO_LEVELS)) table.set(v, n)
+  if (custom === undefined) return table
+  if (!isObject(custom)) throw new LokiOptionError(name, 'expected an object of level name -> number')
+  for (const [n, v] of Object.entries(custom)) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new LokiOptionError(`${name}.${n}`, 'expected a number')
+    table.set(v, n)
+  }
+  return table
+}
+
+/**
+ * Options, mapping and client for one pino destination, in or out of a worker. Lines in, entries
+ * pushed; nothing here throws after construction.
+ */
+class PinoPipeline {
+  readonly client: LokiClient
+  readonly reporter: Reporter
+  readonly closeTimeoutMs: number
+  readonly #mapper: RecordMapper
+  readonly #customMessageKey: string | undefined
+  #messageKey: string
+  #levels: Map<number, string>
+  #partial = ''
+  #closing: Promise<FlushResult> | undefined
+
+  constructor(
+    options: unknown,
+    hooks: { onDrop?: (s: LokiDropSummary) => void; onBreaker?: (n: LokiBreakerNotice) => void },
+    injectedLevels?: unknown,
+  ) {
+    const { client, adapter } = splitOptions(options, PINO_KEYS)
+    const mapping = resolveMapping(adapter, 'level')
+    if (adapter.messageKey !== undefined && (typeof adapter.messageKey !== 'string' || adapter.messageKey === '')) {
+      throw new LokiOptionError('messageKey', 'expected a non-empty string')
+    }
+    this.#customMessageKey = adapter.messageKey as string | undefined
+    this.#messageKey = this.#customMessageKey ?? 'msg'
+    this.#levels = levelTable(adapter.customLevels, 'customLevels')
+    if (isObject(injectedLevels)) {
+      for (const [n, v] of Object.entries(injectedLevels)) if (typeof v === 'number') this.#levels.set(v, n)
+    }
+    requireStream(client, mapping.levelAs)
+    this.#mapper = new RecordMapper(mapping, 'level')
+    this.client = new LokiClient(client)
+    this.closeTimeoutMs = typeof client.closeTimeoutMs === 'number' ? client.closeTimeoutMs : DEFAULT_CLOSE_TIMEOUT_MS
+    this.reporter = new Reporter(this.client, { stderr: mapping.onFailure === 'stderr', ...hooks })
+  }
+
+  /** pino's PINO_CONFIG: its full level table (custom levels included) and message key. */
+  configure(config: unknown): void {
+    if (!isObject(config)) return
+    const c = config as PinoConfig
+    if (isObject(c.levels) && isObject(c.levels.labels)) {
+      const table = new Map<number, string>()
+      for (const [num, name] of Object.entries(c.levels.labels)) if (typeof name === 'string') table.set(Number(num), name)
+      if (table.size > 0) this.#levels = table
+    }
+    if (this.#customMessageKey === undefined && typeof c.messageKey === 'string' && c.messageKey !== '') this.#messageKey = c.messageKey
+  }
+
+  /** Text as pino writes it: NDJSON, possibly cut anywhere by thread-stream. */
+  write(text: string): void {
+    let s = this.#partial === '' ? text : this.#partial + text
+    this.#partial = ''
+    let start = 0
+    for (;;) {
+      const nl = s.indexOf('\n', start)
+      if (nl === -1) break
+      if (nl > start) this.#pushLine(s.slice(start, nl))
+      start = nl + 1
+    }
+    if (start < s.length) {
+      s = start === 0 ? s : s.slice(start)
+      if (s.length > MAX_PARTIAL_CHARS) this.#pushLine(s)
+      else this.#partial = s
+    }
+  }
+
+  #pushLine(raw: string): void {
+    const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw
+    if (line === '') return
+    this.client.push(this.#entry(line))
+  }
+
+  #entry(line: string): LogEntry {
+    let record: unknown
+    // Anything but a JSON object is still a line somebody wrote: ship it as it is.
+    if (line.charCodeAt(0) === 123) {
+      try {
+        record = JSON.parse(line)
+      } catch {
+        record = undefined
+      }
+    }
+    if (!isObject(record)) return this.#mapper.map({}, { level: undefined, serialized: line, time: undefined }, this.#messageKey)
+    const lv = record.level
+    const level = typeof lv === 'number' ? (this.#levels.get(lv) ?? String(lv)) : typeof lv === 'string' ? lv : undefined
+    return this.#mapper.map(record, { level, serialized: line, time: record.time }, this.#messageKey)
+  }
+
+  flush(timeoutMs: number): Promise<FlushResult> {
+    return this.client.flush({ timeoutMs })
+  }
+
+  close(options?: CloseOptions): Promise<FlushResult> {
+    this.#closing ??= (async () => {
+      if (this.#partial !== '') {
+        const rest = this.#partial
+        this.#partial = ''
+        this.#pushLine(rest)
+      }
+      const result = await this.client.close(options)
+      this.reporter.close()
+      return result
+    })()
+    return this.#closing
+  }
+
+  async destroy(): Promise<void> {
+    await this.client.destroy()
+    this.reporter.close()
+  }
+}
+
+/**
+ * In-process pino destination: `pino(lokiStream(options))`. Every line is handed to the client
+ * synchronously in `write()`; there is no intermediate buffer and no worker.
+ */
+export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
+  /** The client shipping the lines: `stats()`, and 'sent' / 'failed' / 'retry' / 'drop' / 'breaker' events. */
+  readonly client: LokiClient
+  readonly #pipeline: PinoPipeline
+  readonly #decoder = new StringDecoder('utf8')
+
+  constructor(options: LokiPinoOptions) {
+    super()
+    this.#pipeline = new PinoPipeline(options, {
+      onDrop: (s) => this.#emit('lokiwire:drop', s),
+      onBreaker: (n) => this.#emit('lokiwire:breaker', n),
+    })
+    this.client = this.#pipeline.client
+    this.on('message', (msg) => {
+      if (isObject(msg) && msg.code === 'PINO_CONFIG') this.#pipeline.configure(msg.config)
+    })
+  }
+
+  #emit<K extends 'lokiwire:drop' | 'lokiwire:breaker'>(name: K, ...args: LokiPinoStreamEvents[K]): void {
+    ;(this.emit as (n: K, ...a: LokiPinoStreamEvents[K]) => boolean)(name, ...args)
+  }
+
+  /** Called by pino with one NDJSON line. Never throws; always returns true (no backpressure). */
+  write(chunk: string | Uint8Array): boolean {
+    this.#pipeline.write(typeof chunk === 'string' ? chunk : this.#decoder.write(chunk))
+    return true
+  }
+
+  /**
+   * What `logger.flush(cb)` calls: `cb` runs once every line written before it was delivered or
+   * dropped, or after `closeTimeoutMs`. It never gets an error; the outcome is in `client.stats()`.
+   */
+  flush(cb?: (err?: Error | null) => void): void {
+    void this.#pipeline.flush(this.#pipeline.closeTimeoutMs).then(() => cb?.())
+  }
+
+  /**
+   * Delivers what is buffered within the deadline (default the client's `closeTimeoutMs`), drops
+   * the rest, releases sockets and timers. Idempotent; never rejects.
+   */
+  close(options?: CloseOptions): Promise<FlushResult> {
+    return this.#pipeline.close(options)
+  }
+
+  /** `close()` for code that ends streams; `cb` runs once it has finished. */
+  end(cb?: () => void): void {
+    void this.close().then(() => cb?.())
+  }
+
+  /** Aborts at once: requests in flight are cancelled, buffered entries counted as `destroyed`. */
+  destroy(): Promise<void> {
+    return this.#pipeline.destroy()
+  }
+}
+
+/** `pino(lokiStream({ url, labels: { app: 'api' } }))`: ships from the logging thread, no worker. */
+export function lokiStream(options: LokiPinoOptions): LokiPinoStream {
+  return new LokiPinoStream(options)
+}
+
+/** The destination the worker hands thread-stream: text in; 'close' only once the client has closed. */
+class WorkerDestination extends Writable {
+  readonly #pipeline: PinoPipeline
+
+  constructor(pipeline: PinoPipeline) {
+    // A high-water mark above thread-stream's 4 MiB chunks: write() never asks it to wait for
+    // 'drain', since every chunk is handed to the client before the callback.
+    super({ decodeStrings: false, highWaterMark: 16 * 1024 * 1024 })
+    this.#pipeline = pipeline
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
+    this.#pipeline.write(typeof chunk === 'string' ? chunk : chunk.toString())
+    cb()
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    const timeoutMs = Math.min(this.#pipeline.closeTimeoutMs, WORKER_CLOSE_CAP_MS)
+    void this.#pipeline.close({ timeoutMs }).then(() => cb())
+  }
+
+  override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
+    // After a normal end the client is already closed and this is a no-op; otherwise (pino's
+    // multistream tearing down, an abort) entries are counted as destroyed.
+    const state = this.#pipeline.client.stats().state
+    if (state === 'open' || state === 'closing') void this.#pipeline.destroy().then(() => cb(error))
+    else cb(error)
+  }
+
+  /** thread-stream's FLUSH (logger.flush(cb) on pino 10): resolves once delivered or after closeTimeoutMs. */
+  flush(): Promise<void> {
+    return this.#pipeline.flush(this.#pipeline.closeTimeoutMs).then(() => undefined)
+  }
+}
+
+interface ThreadStreamData {
+  $context?: { threadStreamVersion?: string }
+  pinoWillSendConfig?: boolean
+  levels?: unknown
+}
+
+function threadStreamData(): ThreadStreamData | undefined {
+  const outer: unknown = workerData
+  if (!isObject(outer) || !isObject(outer.workerData)) return undefined
+  const inner = outer.workerData as ThreadStreamData
+  return isObject(inner.$context) && typeof inner.$context.threadStreamVersion === 'string' ? inner : undefined
+}
+
+/**
+ * The worker transport's entry point: pino calls it inside its transport thread with the
+ * `options` given to `transport: { target: 'lokiwire/pino', options }`.
+ */
+export default async function lokiPinoTransport(options: LokiPinoOptions): Promise<Writable> {
+  const ctx = threadStreamData()
+  const port = ctx === undefined ? null : parentPort
+  const own: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(options as unknown as Record<string, unknown>)) if (!INJECTED_KEYS.has(k)) own[k] = v
+  // Failures cross to the main thread as events on pino's transport stream (thread-stream's
+  // EVENT message): functions cannot be passed into the worker, but listeners there can be.
+  const post = (name: string, arg: unknown) => {
+    try {
+      port?.postMessage({ code: 'EVENT', name, args: [arg] })
+    } catch {
+      // The parent is gone; stderr (if enabled) has the report.
+    }
+  }
+  const pipeline = new PinoPipeline(
+    own,
+    { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
+    // pino passes its customLevels in the options of a single target, or beside the targets.
+    (options as unknown as Record<string, unknown>).levels ?? ctx?.levels,
+  )
+  if (port !== null && port !== undefined) {
+    let received: (() => void) | undefined
+    const configured = new Promise<void>((resolve) => (received = resolve))
+    // Kept for the worker's life: a second pino() on the same transport sends its table again.
+    port.on('message', (msg: unknown) => {
+      if (!isObject(msg) || msg.code !== 'PINO_CONFIG') return
+      pipeline.configure(msg.config)
+      received?.()
+    })
+    if (ctx?.pinoWillSendConfig === true) {
+      // Lines may already be waiting; mapping them before the table arrives would name custom
+      // levels by number.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([configured, new Promise<void>((resolve) => (timer = setTimeout(resolve, CONFIG_WAIT_MS)))])
+      clearTimeout(timer)
+    }
+  }
+  return new WorkerDestination(pipeline)
+}

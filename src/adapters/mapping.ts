@@ -1,0 +1,308 @@
+/*
+ * Turning one logger record (a pino JSON object, a winston info object) into a LogEntry. Both
+ * adapters share this so a field lifted into a label or into metadata behaves the same way
+ * whichever logger produced it.
+ */
+import { LokiOptionError } from '../errors.js'
+import type { LokiClientOptions } from '../options.js'
+import type { LogEntry } from '../types.js'
+
+/** Where the record's level goes. */
+export type LevelPlacement = 'label' | 'metadata' | 'none'
+
+/** What becomes the Loki line. */
+export type LineFormat = 'record' | 'message' | 'rest'
+
+/** Options shared by the pino and winston adapters, on top of the client's own. */
+export interface RecordMappingOptions {
+  /**
+   * Record fields whose values become stream labels, e.g. `['service', 'env']`. Each distinct
+   * combination of values is a separate Loki stream: lift only fields with a handful of values
+   * (service, environment, region), never ids, paths, user names or anything unbounded, or Loki
+   * will refuse streams once its per-tenant stream limit is hit. Strings, numbers and booleans
+   * are used (as strings); objects, arrays and empty strings are skipped. Nothing is lifted
+   * unless listed here. @default []
+   */
+  labelsFrom?: readonly string[]
+  /**
+   * Record fields sent as structured metadata, e.g. `['trace_id', 'span_id', 'req_id']`: stored
+   * beside the line, queryable, and free of the stream-cardinality cost of labels. Values are
+   * stringified (objects as JSON); `null` and `undefined` are skipped. Needs Loki 3 with
+   * `allow_structured_metadata`. @default []
+   */
+  metadataFrom?: readonly string[]
+  /**
+   * Where the level name goes: the `level` stream label (one stream per level and label set, what
+   * Grafana's level colouring expects), `level` structured metadata (fewer streams), or nowhere
+   * beyond the line itself. A line with no level the adapter can name gets the label `unknown`.
+   * With anything but `'label'`, the client's `labels` must not be empty. @default 'label'
+   */
+  levelAs?: LevelPlacement
+  /**
+   * The Loki line: `'record'` the whole record as the logger serialised it; `'message'` only the
+   * message (the whole record when it has none); `'rest'` the record as JSON without the fields
+   * lifted into labels or metadata, the level included when `levelAs` is not `'none'`.
+   * @default 'record'
+   */
+  line?: LineFormat
+  /**
+   * The adapter's own reports of lost entries and of the circuit breaker opening or closing:
+   * one line on stderr per second at most (`'stderr'`), or nothing (`'silent'`). They are never
+   * written through the logger itself, so a failing Loki cannot feed its own failure reports
+   * back into the pipeline. Every failure is also counted in the client's `stats()`.
+   * @default 'stderr'
+   */
+  onFailure?: 'stderr' | 'silent'
+}
+
+export const MAPPING_KEYS: readonly string[] = ['labelsFrom', 'metadataFrom', 'levelAs', 'line', 'onFailure']
+
+export interface ResolvedMapping {
+  labelsFrom: readonly string[]
+  metadataFrom: readonly string[]
+  levelAs: LevelPlacement
+  line: LineFormat
+  onFailure: 'stderr' | 'silent'
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+function fieldList(name: string, v: unknown, levelKey: string): readonly string[] {
+  if (v === undefined) return []
+  if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && f !== '')) {
+    throw new LokiOptionError(name, 'expected an array of non-empty field names')
+  }
+  // The level has its own option; lifting it here as well would send the raw value (pino's 30).
+  if (v.includes(levelKey)) throw new LokiOptionError(name, `"${levelKey}" is placed by the levelAs option`)
+  return [...new Set(v as string[])]
+}
+
+function oneOf<T extends string>(name: string, v: unknown, def: T, allowed: readonly T[]): T {
+  if (v === undefined) return def
+  if (typeof v !== 'string' || !allowed.includes(v as T)) {
+    throw new LokiOptionError(name, `expected one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
+  }
+  return v as T
+}
+
+/**
+ * Splits adapter options from client options: the client refuses keys it does not know, so the
+ * adapter's own (and the logger's) must be taken out before it sees them.
+ */
+export function splitOptions(
+  input: unknown,
+  adapterKeys: readonly string[],
+): { client: LokiClientOptions; adapter: Record<string, unknown> } {
+  if (!isObject(input)) throw new LokiOptionError('options', 'expected an options object')
+  const client: Record<string, unknown> = {}
+  const adapter: Record<string, unknown> = {}
+  for (const key of Object.keys(input)) {
+    if (adapterKeys.includes(key)) adapter[key] = input[key]
+    else client[key] = input[key]
+  }
+  return { client: client as unknown as LokiClientOptions, adapter }
+}
+
+export function resolveMapping(o: Record<string, unknown>, levelKey: string): ResolvedMapping {
+  const labelsFrom = fieldList('labelsFrom', o.labelsFrom, levelKey)
+  const metadataFrom = fieldList('metadataFrom', o.metadataFrom, levelKey)
+  const both = labelsFrom.find((f) => metadataFrom.includes(f))
+  if (both !== undefined) throw new LokiOptionError('metadataFrom', `"${both}" is already lifted by labelsFrom`)
+  return {
+    labelsFrom,
+    metadataFrom,
+    levelAs: oneOf('levelAs', o.levelAs, 'label', ['label', 'metadata', 'none']),
+    line: oneOf('line', o.line, 'record', ['record', 'message', 'rest']),
+    onFailure: oneOf('onFailure', o.onFailure, 'stderr', ['stderr', 'silent']),
+  }
+}
+
+/** An entry with no stream labels is refused by the client: make that a configuration error. */
+export function requireStream(client: LokiClientOptions, levelAs: LevelPlacement): void {
+  const labels: unknown = client.labels
+  const hasLabels = isObject(labels) && Object.values(labels).some((v) => v !== '')
+  if (!hasLabels && levelAs !== 'label') {
+    throw new LokiOptionError(
+      'labels',
+      `with levelAs '${levelAs}' at least one static label is needed (e.g. { app: 'api' }) so every entry has a stream`,
+    )
+  }
+}
+
+/** JSON that never throws: cycles become "[Circular]", bigints strings, what is left "[Unserializable]". */
+export function safeJson(value: unknown): string {
+  try {
+    const s = JSON.stringify(value)
+    if (s !== undefined) return s
+  } catch {
+    // Cycles and bigints: the slower replacer below copes with both.
+  }
+  try {
+    const seen = new WeakSet<object>()
+    const s = JSON.stringify(value, (_key, v: unknown) => {
+      if (typeof v === 'bigint') return v.toString()
+      if (typeof v === 'object' && v !== null) {
+        if (seen.has(v)) return '[Circular]'
+        seen.add(v)
+      }
+      return v
+    })
+    return s ?? String(value)
+  } catch {
+    return '"[Unserializable]"'
+  }
+}
+
+function stringValue(v: unknown): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return v
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+      return String(v)
+    default:
+      return undefined
+  }
+}
+
+const DIGITS = /^\d{1,20}$/
+// Fractions finer than a millisecond, which Date.parse would cut off (pino's isoTimeNano).
+const ISO_FINE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{4,9})(Z|[+-]\d{2}:?\d{2})$/
+
+/**
+ * A record's time as something `push()` accepts, or undefined (the client then uses now).
+ * Numbers are read by magnitude: below 1e11 seconds (pino's unixTime), below 1e14 milliseconds,
+ * below 1e17 microseconds, above that nanoseconds. Strings: the same for digits, else ISO 8601
+ * (or anything Date.parse reads), keeping up to nanosecond precision.
+ */
+export function readRecordTime(v: unknown): number | string | undefined {
+  if (typeof v === 'number') {
+    if (!(v >= 0) || !Number.isFinite(v)) return undefined
+    if (v < 1e11) return v * 1000
+    if (v < 1e14) return v
+    if (v < 1e17) return v / 1000
+    return BigInt(Math.trunc(v)).toString()
+  }
+  if (typeof v === 'string') {
+    if (DIGITS.test(v)) return v.length > 17 ? v : readRecordTime(Number(v))
+    const fine = ISO_FINE.exec(v)
+    if (fine !== null) {
+      const ms = Date.parse(fine[1]! + fine[3]!)
+      if (!(ms >= 0)) return undefined
+      return (BigInt(ms) * 1_000_000n + BigInt(fine[2]!.padEnd(9, '0'))).toString()
+    }
+    const ms = Date.parse(v)
+    return ms >= 0 ? ms : undefined
+  }
+  if (v instanceof Date) {
+    const ms = v.getTime()
+    return ms >= 0 ? ms : undefined
+  }
+  return undefined
+}
+
+/** What the adapter knows about one record beyond its fields. */
+export interface RecordParts {
+  /** Level name, or undefined when the record has none the adapter can name. */
+  level: string | undefined
+  /** The record as the logger serialised it, when it did (pino's line, winston's MESSAGE). */
+  serialized: string | undefined
+  /** Raw time value from the record; undefined means now. */
+  time: unknown
+}
+
+/**
+ * Maps records to entries under one set of options. Label objects for records that lift no
+ * fields are cached per level, so the common case allocates only the entry itself.
+ */
+export class RecordMapper {
+  readonly #o: ResolvedMapping
+  readonly #levelKey: string
+  readonly #levelLabels = new Map<string, Readonly<Record<string, string>>>()
+  readonly #liftsFields: boolean
+
+  constructor(mapping: ResolvedMapping, levelKey: string) {
+    this.#o = mapping
+    this.#levelKey = levelKey
+    this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0
+  }
+
+  get options(): ResolvedMapping {
+    return this.#o
+  }
+
+  /** `record` is read, never modified: winston hands the same info object to every transport. */
+  map(record: Record<string, unknown>, parts: RecordParts, messageKey: string): LogEntry {
+    const o = this.#o
+    // Loki's own name for a line without a level; it also keeps the stream label set non-empty.
+    const level = parts.level ?? (o.levelAs === 'label' ? 'unknown' : undefined)
+    let labels: Record<string, string> | undefined
+    let metadata: Record<string, string> | undefined
+
+    if (!this.#liftsFields) {
+      if (level !== undefined) {
+        if (o.levelAs === 'label') labels = this.#labelsForLevel(level)
+        else if (o.levelAs === 'metadata') metadata = { level }
+      }
+    } else {
+      if (level !== undefined) {
+        if (o.levelAs === 'label') labels = { level }
+        else if (o.levelAs === 'metadata') metadata = { level }
+      }
+      for (const f of o.labelsFrom) {
+        const v = stringValue(record[f])
+        if (v === undefined || v === '') continue
+        ;(labels ??= {})[f] = v
+      }
+      for (const f of o.metadataFrom) {
+        const raw = record[f]
+        if (raw === undefined || raw === null) continue
+        ;(metadata ??= {})[f] = stringValue(raw) ?? safeJson(raw)
+      }
+    }
+
+    let line: string
+    if (o.line === 'record') {
+      line = parts.serialized ?? safeJson(record)
+    } else if (o.line === 'message') {
+      const msg = record[messageKey]
+      line = typeof msg === 'string' ? msg : (parts.serialized ?? safeJson(record))
+    } else {
+      line = this.#rest(record)
+    }
+
+    const entry: LogEntry = { line }
+    if (labels !== undefined) entry.labels = labels
+    if (metadata !== undefined) entry.metadata = metadata
+    const ts = parts.time === undefined ? undefined : readRecordTime(parts.time)
+    if (ts !== undefined) entry.timestamp = ts
+    return entry
+  }
+
+  #labelsForLevel(level: string): Readonly<Record<string, string>> {
+    let labels = this.#levelLabels.get(level)
+    if (labels === undefined) {
+      labels = Object.freeze({ level })
+      // Levels are a small fixed set; the bound only guards against a logger inventing them.
+      if (this.#levelLabels.size < 64) this.#levelLabels.set(level, labels)
+    }
+    return labels
+  }
+
+  #rest(record: Record<string, unknown>): string {
+    const o = this.#o
+    const rest: Record<string, unknown> = {}
+    for (const key of Object.keys(record)) {
+      if (key === this.#levelKey && o.levelAs !== 'none') continue
+      if (o.labelsFrom.includes(key)) {
+        // Kept in the line when it could not become a label, so nothing is lost.
+        const v = stringValue(record[key])
+        if (v !== undefined && v !== '') continue
+      }
+      if (o.metadataFrom.includes(key) && record[key] !== undefined && record[key] !== null) continue
+      rest[key] = record[key]
+    }
+    return safeJson(rest)
+  }
+}
