@@ -2,13 +2,15 @@ import { EventEmitter } from 'node:events'
 import { Batcher, type CutBatch, type StreamBuffer } from './batcher.js'
 import { Breaker, type BreakerState } from './breaker.js'
 import { Delivery } from './delivery.js'
-import { LokiAbortError, type LokiError } from './errors.js'
-import type { DropEvent, LokiClientEvents } from './events.js'
+import { encodeBodySync } from './encode/index.js'
+import { LokiAbortError, LokiError, ErrorCodes } from './errors.js'
+import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
 import { registerExitFlush, unregisterExitFlush } from './exit.js'
 import { resolveLabels, truncateUtf8, type ResolvedStream } from './labels.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
 import { BatchQueue, createBatch, type Batch } from './queue.js'
 import { readTimestamp, type TimestampParts } from './timestamp.js'
+import { Spool } from './spool.js'
 import { Transport } from './transport.js'
 import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
 
@@ -20,6 +22,8 @@ const LABEL_CACHE_SIZE = 10_000
 const MAX_METADATA_PAIRS = 128
 /** setTimeout's largest delay: "no deadline", while still holding the process open. */
 const NO_DEADLINE_MS = 2_147_483_647
+/** Reasons a spool can rescue: Loki was unreachable or slow, not wrong about the data. */
+const SPOOLABLE: ReadonlySet<DropReason> = new Set<DropReason>(['retries_exhausted', 'buffer_full', 'close_timeout'])
 
 export interface FlushOptions {
   /** Give up waiting after this long. @default no deadline */
@@ -63,6 +67,11 @@ export interface LokiClientStats {
   connections: number
   /** Exceptions thrown by your event listeners, caught so they cannot break delivery. */
   listenerErrors: number
+  /**
+   * The disk spool (all zero without one): entries `written` to it, entries `loaded` back for
+   * replay, bytes on disk, and problems met (full, write failed, corrupt data skipped).
+   */
+  spool: { bytes: number; written: number; loaded: number; errors: number }
   state: 'open' | 'closing' | 'closed' | 'destroyed'
 }
 
@@ -85,6 +94,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #breaker: Breaker
   readonly #transport: Transport
   readonly #defaultStream: StreamBuffer | undefined
+  readonly #spool: Spool | undefined
   readonly #labelCache = new Map<string, ResolvedStream | null>()
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
   #state: LokiClientStats['state'] = 'open'
@@ -97,6 +107,9 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #truncated = 0
   #retries = 0
   #listenerErrors = 0
+  #spoolWritten = 0
+  #spoolLoaded = 0
+  #spoolErrors = 0
   readonly #dropped = emptyDrops()
   readonly #failed = { total: 0, status4xx: 0, status429: 0, status5xx: 0, network: 0, timeout: 0 }
 
@@ -105,7 +118,16 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     const opts = resolveOptions(options)
     this.#opts = opts
     this.#transport = new Transport(opts)
-    this.#breaker = new Breaker(opts.breaker, (state) => this.#emit('breaker', { state }))
+    this.#breaker = new Breaker(opts.breaker, (state) => {
+      this.#emit('breaker', { state })
+      if (state === 'closed') this.#pump()
+    })
+    this.#spool = opts.spool === undefined
+      ? undefined
+      : new Spool(opts.spool, (problem: SpoolEvent) => {
+        this.#spoolErrors++
+        this.#emit('spool', problem)
+      })
     const delivery: Delivery = new Delivery(
       (this.#queue = new BatchQueue(opts.concurrency, (b): Promise<void> => delivery.run(b))),
       this.#breaker,
@@ -118,6 +140,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
           this.#sentBytes += e.bytes
           this.#sentBatches++
           this.#emit('sent', e)
+          if (this.#spool?.pending) this.#pump()
         },
         failed: (e) => {
           this.#countFailure(e.status, e.error)
@@ -127,15 +150,18 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
           this.#retries++
           this.#emit('retry', e)
         },
-        drop: (e) => this.#countDrop(e),
+        end: (batch, reason, error) => this.#end(batch, reason, error),
+        offload: (batch) => this.#toSpool(batch),
       },
+      opts.spool?.breakerWaitMs,
     )
     this.#batcher = new Batcher(opts.batch, (cut: CutBatch) => {
       this.#queue.enqueue(createBatch(cut.streams, cut.entries, cut.bytes))
     })
     const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
     this.#defaultStream = defaults === undefined ? undefined : this.#batcher.stream(defaults, true)
-    if (opts.flushOnExit) registerExitFlush(this)
+    if (opts.flushOnExit || this.#spool !== undefined) registerExitFlush(this)
+    this.#pump()
   }
 
   /**
@@ -219,7 +245,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
 
   /** drop-oldest: evicts waiting batches, oldest first, until `cost` fits. */
   #makeRoom(cost: number): boolean {
-    if (this.#opts.overflow === 'drop-newest') return false
+    // With a spool, the oldest batches go to disk whatever the policy: nothing is lost.
+    if (this.#opts.overflow === 'drop-newest' && this.#spool === undefined) return false
     const limit = this.#opts.maxBufferBytes
     const fits = () => this.#batcher.bytes + this.#queue.bytes + cost <= limit
     for (let pass = 0; pass < 2; pass++) {
@@ -233,11 +260,53 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     return fits()
   }
 
-  /** Ends a batch that has not been delivered, counting its entries under `reason`. */
+  /**
+   * Ends a batch that has not been delivered: into the spool when the reason is one a later
+   * replay can fix and a spool is configured, otherwise dropped and counted under `reason`.
+   */
   #end(batch: Batch, reason: DropReason, error?: LokiError): void {
+    if (batch.done) return
+    if (SPOOLABLE.has(reason) && this.#toSpool(batch)) return
     if (!this.#queue.finish(batch)) return
     batch.controller.abort(new LokiAbortError(`batch dropped: ${reason}`))
     this.#countDrop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
+  }
+
+  /** Writes a batch to the spool and ends it there. False when there is no spool or it failed. */
+  #toSpool(batch: Batch): boolean {
+    const spool = this.#spool
+    if (spool === undefined || batch.done) return false
+    let body = batch.body
+    if (body === undefined) {
+      try {
+        body = encodeBodySync(batch.streams, { encoding: this.#opts.encoding, gzipLevel: this.#opts.gzipLevel })
+      } catch (error) {
+        this.#spoolErrors++
+        this.#emit('spool', { reason: 'write_failed', error: new LokiError(ErrorCodes.ENCODE, 'could not encode a batch for the spool', { cause: error }) })
+        return false
+      }
+    }
+    if (!spool.write(body, batch.entries)) return false
+    this.#queue.finish(batch)
+    batch.controller.abort(new LokiAbortError('batch moved to the spool'))
+    this.#spoolWritten += batch.entries
+    return true
+  }
+
+  /** Loads spooled batches for replay while there is room, Loki is reachable and intake is open. */
+  #pump(): void {
+    const spool = this.#spool
+    if (spool === undefined || this.#state !== 'open' || this.#breaker.state !== 'closed') return
+    const room = this.#opts.maxBufferBytes / 2
+    while (this.#batcher.bytes + this.#queue.bytes < room) {
+      const record = spool.next()
+      if (record === undefined) return
+      const batch = createBatch([], record.entries, record.body.body.length)
+      batch.body = record.body
+      batch.onFinish = record.ack
+      this.#spoolLoaded += record.entries
+      this.#queue.enqueue(batch)
+    }
   }
 
   #refuse(reason: DropReason): false {
@@ -338,6 +407,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   async #release(graceful: boolean): Promise<void> {
     unregisterExitFlush(this)
     this.#breaker.shutdown()
+    this.#spool?.close()
     try {
       if (graceful) await this.#transport.close()
       else await this.#transport.destroy()
@@ -348,7 +418,21 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
 
   /** @internal Natural exit with entries still buffered: deliver them within closeTimeoutMs. */
   onBeforeExit(): void {
-    if (this.#state === 'open' && this.#batcher.entries + this.#queue.entries > 0) void this.close()
+    if (this.#opts.flushOnExit && this.#state === 'open' && this.#batcher.entries + this.#queue.entries > 0) void this.close()
+  }
+
+  /**
+   * @internal The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
+   * only synchronous work runs now. With a spool, everything not yet delivered, requests in
+   * flight included, is written to disk; a replay resends it and Loki drops any duplicates.
+   */
+  onExit(): void {
+    const spool = this.#spool
+    if (spool === undefined || this.#state === 'destroyed') return
+    this.#batcher.cut()
+    for (const batch of [...this.#queue.pending]) this.#toSpool(batch)
+    spool.sync()
+    spool.close()
   }
 
   stats(): LokiClientStats {
@@ -366,6 +450,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       breaker: this.#breaker.state,
       connections: this.#transport.connections,
       listenerErrors: this.#listenerErrors,
+      spool: { bytes: this.#spool?.bytes ?? 0, written: this.#spoolWritten, loaded: this.#spoolLoaded, errors: this.#spoolErrors },
       state: this.#state,
     }
   }

@@ -1,7 +1,7 @@
 import type { Breaker } from './breaker.js'
 import { encodeBody, type EncodeOptions } from './encode/index.js'
 import { ErrorCodes, LokiError } from './errors.js'
-import type { DropEvent, FailedEvent, RetryEvent, SentEvent } from './events.js'
+import type { FailedEvent, RetryEvent, SentEvent } from './events.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
 import { decideRetry, type RetryPolicy } from './retry.js'
 import type { Transport } from './transport.js'
@@ -11,7 +11,10 @@ export interface DeliveryHooks {
   sent(e: SentEvent): void
   failed(e: FailedEvent): void
   retry(e: RetryEvent): void
-  drop(e: DropEvent): void
+  /** Ends an undelivered batch: to the spool when that helps and one is configured, else dropped. */
+  end(batch: Batch, reason: DropReason, error?: LokiError): void
+  /** Moves a batch that waits on an open breaker to the spool; false when there is none or it failed. */
+  offload(batch: Batch): boolean
 }
 
 /** Resolves after `ms`, or early when `signal` aborts. The timer never keeps the process alive. */
@@ -63,6 +66,8 @@ export class Delivery {
     private readonly encoding: EncodeOptions,
     private readonly policy: RetryPolicy,
     private readonly hooks: DeliveryHooks,
+    /** Breaker wait after which a batch is offered to the spool; undefined without one. */
+    private readonly offloadAfterMs: number | undefined,
   ) {}
 
   /** Never rejects. */
@@ -75,7 +80,31 @@ export class Delivery {
   }
 
   #drop(batch: Batch, reason: DropReason, error?: LokiError): void {
-    if (this.queue.finish(batch)) this.hooks.drop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
+    this.hooks.end(batch, reason, error)
+  }
+
+  /**
+   * Waits for the breaker. With a spool, a batch that has waited `offloadAfterMs` is moved to
+   * disk so a long outage holds memory for only the newest batches.
+   */
+  async #awaitBreaker(batch: Batch): Promise<void> {
+    const signal = batch.controller.signal
+    if (this.offloadAfterMs === undefined) return this.breaker.waitUntilReady(signal)
+    const waited = new AbortController()
+    const timer = setTimeout(() => waited.abort(), this.offloadAfterMs)
+    timer.unref()
+    const onAbort = () => waited.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      await this.breaker.waitUntilReady(waited.signal)
+    } finally {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
+    }
+    if (!batch.done && !this.breaker.ready && !signal.aborted) {
+      // Still open: off to disk if possible; otherwise keep waiting (never dropped for this).
+      if (!this.hooks.offload(batch)) await this.breaker.waitUntilReady(signal)
+    }
   }
 
   async #deliver(batch: Batch): Promise<void> {
@@ -83,7 +112,7 @@ export class Delivery {
     for (;;) {
       if (batch.done) return
       if (!this.breaker.ready) {
-        await this.breaker.waitUntilReady(signal)
+        await this.#awaitBreaker(batch)
         continue
       }
       if (batch.body === undefined) {
@@ -129,7 +158,8 @@ export class Delivery {
           return
         case 'too_large':
           this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: batch.entries > 1 })
-          if (batch.entries <= 1) this.#drop(batch, 'too_large', result.error)
+          // A replayed batch has only its wire bytes: it cannot be split.
+          if (batch.entries <= 1 || batch.streams.length === 0) this.#drop(batch, 'too_large', result.error)
           else await this.#split(batch)
           return
         case 'retryable': {

@@ -44,6 +44,14 @@ export interface DropEvent {
   error?: LokiError
 }
 
+/** A problem with the disk spool. Logging goes on; affected batches keep their drop reason. */
+export interface SpoolEvent {
+  reason: 'write_failed' | 'full' | 'corrupt_record' | 'truncated_segment' | 'read_failed' | 'delete_failed'
+  /** The segment file (name only) or the directory. */
+  file?: string
+  error?: unknown
+}
+
 export interface BreakerEvent {
   state: BreakerState
 }
@@ -55,4 +63,5 @@ export interface LokiClientEvents {
   retry: [RetryEvent]
   drop: [DropEvent]
   breaker: [BreakerEvent]
+  spool: [SpoolEvent]
 }

@@ -7,7 +7,8 @@ export type {
   RetryOptions,
   TlsOptions,
 } from './options.js'
-export type { BreakerEvent, DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent } from './events.js'
+export type { BreakerEvent, DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent, SpoolEvent } from './events.js'
+export type { SpoolOptions } from './spool.js'
 export type { BreakerState } from './breaker.js'
 export type { DropReason, LogEntry } from './types.js'
 export {

@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'node:tls'
 import { LokiOptionError, ErrorCodes } from './errors.js'
 import { labelProblem, MAX_LABELS, type InvalidLabelsPolicy } from './labels.js'
 import type { Encoding } from './encode/index.js'
+import type { SpoolOptions } from './spool.js'
 
 /** Batching limits. A batch is cut when any one of them is reached. */
 export interface BatchOptions {
@@ -115,6 +116,13 @@ export interface LokiClientOptions {
    * `closeTimeoutMs` so they are delivered before the process ends. @default true
    */
   flushOnExit?: boolean
+  /**
+   * Durable spool (opt-in). Batches that cannot be delivered (retry budget spent, buffer full,
+   * breaker open past `breakerWaitMs`, close deadline, process 'exit') are written to `dir`
+   * instead of dropped, and replayed oldest first at start and after recovery.
+   * @default undefined (no spool)
+   */
+  spool?: SpoolOptions
 }
 
 export interface ResolvedOptions {
@@ -141,13 +149,14 @@ export interface ResolvedOptions {
   invalidLabels: InvalidLabelsPolicy
   closeTimeoutMs: number
   flushOnExit: boolean
+  spool: Required<SpoolOptions> | undefined
 }
 
 const KNOWN = new Set([
   'url', 'labels', 'tenant', 'basicAuth', 'bearerToken', 'headers', 'tls', 'encoding', 'gzip',
   'batch', 'maxBufferBytes', 'overflow', 'concurrency', 'requestTimeoutMs', 'connectTimeoutMs',
   'keepAliveTimeoutMs', 'retry', 'breaker', 'maxLineBytes', 'oversizeLines', 'invalidLabels',
-  'closeTimeoutMs', 'flushOnExit',
+  'closeTimeoutMs', 'flushOnExit', 'spool',
 ])
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -313,8 +322,20 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     }
   }
 
+  let spool: Required<SpoolOptions> | undefined
+  if (o.spool !== undefined) {
+    const sp = section('spool', o.spool, ['dir', 'maxBytes', 'breakerWaitMs'])
+    if (typeof sp.dir !== 'string' || sp.dir === '') throw new LokiOptionError('spool.dir', `expected a directory path, got ${describe(sp.dir)}`)
+    spool = {
+      dir: sp.dir,
+      maxBytes: int('spool.maxBytes', sp.maxBytes, 256 * 1024 * 1024, 1024 * 1024),
+      breakerWaitMs: int('spool.breakerWaitMs', sp.breakerWaitMs, 30_000, 0, 86_400_000),
+    }
+  }
+
   return {
     ...url,
+    spool,
     labels: validateLabels(o.labels),
     headers,
     tls,

@@ -20,6 +20,8 @@ export interface Batch {
   done: boolean
   /** Created only when someone waits for this batch (flush). */
   waiters: Array<() => void> | undefined
+  /** Set for batches replayed from the spool: acknowledges the record once the batch ends. */
+  onFinish: (() => void) | undefined
 }
 
 let nextBatchId = 1
@@ -37,6 +39,7 @@ export function createBatch(streams: BatchStream[], entries: number, bytes: numb
     sending: false,
     done: false,
     waiters: undefined,
+    onFinish: undefined,
   }
 }
 
@@ -99,6 +102,7 @@ export class BatchQueue {
     const waiters = batch.waiters
     batch.waiters = undefined
     if (waiters !== undefined) for (const w of waiters) w()
+    batch.onFinish?.()
     return true
   }
 

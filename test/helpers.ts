@@ -13,14 +13,13 @@ export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5
 /** The accounting identity every test checks: nothing is created or lost off the books. */
 export function identityHolds(client: LokiClient): boolean {
   const s = client.stats()
-  return s.pushed === s.sent.entries + s.dropped.total + s.buffered.entries + s.inFlight.entries
+  return s.pushed + s.spool.loaded === s.sent.entries + s.dropped.total + s.spool.written + s.buffered.entries + s.inFlight.entries
 }
 
 export function assertIdentity(client: LokiClient): void {
-  const s = client.stats()
-  const rhs = s.sent.entries + s.dropped.total + s.buffered.entries + s.inFlight.entries
-  if (s.pushed !== rhs) {
-    throw new Error(`accounting identity broken: pushed ${s.pushed} != sent ${s.sent.entries} + dropped ${s.dropped.total} + buffered ${s.buffered.entries} + inFlight ${s.inFlight.entries}`)
+  if (!identityHolds(client)) {
+    const s = client.stats()
+    throw new Error(`accounting identity broken: pushed ${s.pushed} + loaded ${s.spool.loaded} != sent ${s.sent.entries} + dropped ${s.dropped.total} + spooled ${s.spool.written} + buffered ${s.buffered.entries} + inFlight ${s.inFlight.entries}`)
   }
 }
 

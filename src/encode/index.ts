@@ -1,4 +1,4 @@
-import { gzip as gzipCb } from 'node:zlib'
+import { gzip as gzipCb, gzipSync } from 'node:zlib'
 import { promisify } from 'node:util'
 import { compressSync } from 'snappy'
 import type { BatchStream } from '../types.js'
@@ -27,10 +27,19 @@ export interface EncodeOptions {
 
 /**
  * Turns a batch into a push body. Protobuf is snappy-compressed in block format (what Loki
- * expects for application/x-protobuf); JSON is optionally gzipped on libuv's thread pool so a
- * large batch never blocks the event loop.
+ * expects for application/x-protobuf); gzip for JSON runs on libuv's thread pool so a large
+ * batch never blocks the event loop.
  */
 export async function encodeBody(streams: readonly BatchStream[], opts: EncodeOptions): Promise<EncodedBody> {
+  if (opts.encoding === 'json' && opts.gzipLevel > 0) {
+    const json = Buffer.from(encodeJson(streams))
+    return { body: await gzip(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
+  }
+  return encodeBodySync(streams, opts)
+}
+
+/** The same body, synchronously: for the spool at process exit, where no callback will run. */
+export function encodeBodySync(streams: readonly BatchStream[], opts: EncodeOptions): EncodedBody {
   if (opts.encoding === 'protobuf') {
     return {
       // copyOutputData: without it the binding hands back an external buffer whose setup costs
@@ -41,12 +50,6 @@ export async function encodeBody(streams: readonly BatchStream[], opts: EncodeOp
     }
   }
   const json = Buffer.from(encodeJson(streams))
-  if (opts.gzipLevel > 0) {
-    return {
-      body: await gzip(json, { level: opts.gzipLevel }),
-      contentType: 'application/json',
-      contentEncoding: 'gzip',
-    }
-  }
+  if (opts.gzipLevel > 0) return { body: gzipSync(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
   return { body: json, contentType: 'application/json', contentEncoding: undefined }
 }

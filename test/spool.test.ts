@@ -1,0 +1,178 @@
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LokiClient } from '../src/index.js'
+import type { SpoolEvent } from '../src/index.js'
+import { Spool } from '../src/spool.js'
+import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
+import { assertExactlyOnce, assertIdentity, seqLines, waitUntil } from './helpers.js'
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'lokiwire-spool-'))
+})
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const body = (text: string) => ({ body: Buffer.from(text), contentType: 'application/json', contentEncoding: undefined })
+const opts = () => ({ dir, maxBytes: 1024 * 1024, breakerWaitMs: 1000 })
+
+describe('spool segments', () => {
+  it('round-trips records in order and deletes a segment once every record is acknowledged', () => {
+    const problems: SpoolEvent[] = []
+    const a = new Spool(opts(), (p) => problems.push(p))
+    expect(a.write(body('one'), 1)).toBe(true)
+    expect(a.write({ body: Buffer.from([1, 2, 3]), contentType: 'application/x-protobuf', contentEncoding: undefined }, 7)).toBe(true)
+    a.close()
+    const b = new Spool(opts(), (p) => problems.push(p))
+    expect(b.pending).toBe(true)
+    const r1 = b.next()!
+    const r2 = b.next()!
+    expect(b.next()).toBeUndefined()
+    expect([r1.body.body.toString(), r1.entries, r1.body.contentType]).toEqual(['one', 1, 'application/json'])
+    expect([[...r2.body.body], r2.entries, r2.body.contentType]).toEqual([[1, 2, 3], 7, 'application/x-protobuf'])
+    r1.ack()
+    expect(readdirSync(dir)).toHaveLength(1)
+    r2.ack()
+    r2.ack() // idempotent
+    expect(readdirSync(dir)).toHaveLength(0)
+    expect(b.bytes).toBe(0)
+    expect(problems).toEqual([])
+  })
+
+  it('replays what this process spooled too, by sealing the open segment', () => {
+    const s = new Spool(opts(), () => {})
+    s.write(body('mine'), 1)
+    expect(s.pending).toBe(true)
+    expect(s.next()!.body.body.toString()).toBe('mine')
+    s.close()
+  })
+
+  it('skips a truncated tail and a corrupt record, reports them, and ignores foreign files', () => {
+    const problems: SpoolEvent[] = []
+    const a = new Spool(opts(), () => {})
+    a.write(body('good-1'), 1)
+    a.write(body('bad'), 1)
+    a.write(body('good-2'), 1)
+    a.close()
+    const [name] = readdirSync(dir)
+    const path = join(dir, name!)
+    const data = readFileSync(path)
+    // Flip a payload byte of the second record ("bad"), then cut the file mid-record.
+    const second = data.indexOf('bad')
+    data[second] = 'B'.charCodeAt(0)
+    writeFileSync(path, data)
+    appendFileSync(path, data.subarray(0, 10))
+    writeFileSync(join(dir, 'notes.txt'), 'not a segment')
+    const b = new Spool(opts(), (p) => problems.push(p))
+    const lines: string[] = []
+    for (let r = b.next(); r !== undefined; r = b.next()) {
+      lines.push(r.body.body.toString())
+      r.ack()
+    }
+    expect(lines).toEqual(['good-1', 'good-2'])
+    expect(problems.map((p) => p.reason).sort()).toEqual(['corrupt_record', 'truncated_segment'])
+    expect(readdirSync(dir)).toEqual(['notes.txt'])
+  })
+
+  it('refuses writes beyond maxBytes and reports it', () => {
+    const problems: SpoolEvent[] = []
+    const s = new Spool({ ...opts(), maxBytes: 1024 * 1024 }, (p) => problems.push(p))
+    const big = body('x'.repeat(600 * 1024))
+    expect(s.write(big, 1)).toBe(true)
+    expect(s.write(big, 1)).toBe(false)
+    expect(problems.map((p) => p.reason)).toEqual(['full'])
+    s.close()
+  })
+
+  it('an unusable directory disables the spool without throwing', () => {
+    const file = join(dir, 'a-file')
+    writeFileSync(file, 'x')
+    const problems: SpoolEvent[] = []
+    const s = new Spool({ ...opts(), dir: join(file, 'sub') }, (p) => problems.push(p))
+    expect(s.write(body('x'), 1)).toBe(false)
+    expect(problems[0]!.reason).toBe('read_failed')
+  })
+
+  it('a write that fails (directory removed) is reported, not thrown', () => {
+    const problems: SpoolEvent[] = []
+    const s = new Spool(opts(), (p) => problems.push(p))
+    rmSync(dir, { recursive: true })
+    expect(s.write(body('x'), 1)).toBe(false)
+    expect(problems[0]!.reason).toBe('write_failed')
+  })
+})
+
+describe('client with a spool', () => {
+  let srv: LokiTestServer
+  beforeEach(async () => {
+    srv = await createLokiTestServer()
+  })
+  afterEach(async () => {
+    await srv.close()
+  })
+
+  it('spools batches whose retries ran out, replays them after recovery, exactly once', async () => {
+    srv.setFault({ type: 'status', status: 503 })
+    const client = new LokiClient({
+      url: srv.url,
+      labels: { app: 'spool' },
+      batch: { maxEntries: 50, maxWaitMs: 5 },
+      retry: { maxAttempts: 2, minDelayMs: 1, maxDelayMs: 2 },
+      breaker: false,
+      spool: { dir },
+    })
+    const lines = seqLines(500)
+    for (const line of lines) client.push({ line })
+    await waitUntil(() => client.stats().spool.written === 500, 'every batch spooled')
+    assertIdentity(client)
+    expect(client.stats().dropped.total).toBe(0)
+    srv.setFault(null)
+    // The next delivery triggers the replay; so does a breaker closing.
+    client.push({ line: 'trigger' })
+    await waitUntil(() => client.stats().spool.loaded === 500 && client.stats().buffered.entries === 0 && client.stats().inFlight.entries === 0, 'replay')
+    await client.close()
+    assertExactlyOnce(srv.entries, [...lines, 'trigger'])
+    expect(readdirSync(dir)).toEqual([])
+    assertIdentity(client)
+  })
+
+  it('close() past its deadline spools instead of dropping; the next client delivers it', async () => {
+    srv.setFault({ type: 'stall' })
+    const a = new LokiClient({ url: srv.url, labels: { app: 'spool' }, requestTimeoutMs: 60_000, spool: { dir } })
+    const lines = seqLines(300)
+    for (const line of lines) a.push({ line })
+    const r = await a.close({ timeoutMs: 200 })
+    expect(r.ok).toBe(false)
+    expect(a.stats().spool.written).toBe(300)
+    expect(a.stats().dropped.total).toBe(0)
+    srv.setFault(null)
+    const b = new LokiClient({ url: srv.url, labels: { app: 'spool' }, spool: { dir } })
+    await waitUntil(() => b.stats().spool.loaded === 300, 'replay loaded')
+    const rb = await b.close()
+    expect(rb.ok).toBe(true)
+    assertExactlyOnce(srv.entries, lines)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('a long breaker outage moves waiting batches to disk instead of holding them in memory', async () => {
+    srv.setFault({ type: 'status', status: 500 })
+    const client = new LokiClient({
+      url: srv.url,
+      labels: { app: 'spool' },
+      batch: { maxEntries: 10, maxWaitMs: 5 },
+      retry: { maxAttempts: 1000, minDelayMs: 1, maxDelayMs: 5, budgetMs: 600_000 },
+      breaker: { volumeThreshold: 2, resetTimeoutMs: 60_000 },
+      spool: { dir, breakerWaitMs: 50 },
+    })
+    const lines = seqLines(100)
+    for (const line of lines) client.push({ line })
+    await waitUntil(() => client.stats().breaker === 'open', 'breaker open')
+    await waitUntil(() => client.stats().spool.written === 100, 'batches offloaded')
+    expect(client.stats().buffered.entries).toBe(0)
+    assertIdentity(client)
+    await client.destroy()
+  })
+})
