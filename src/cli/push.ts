@@ -1,0 +1,282 @@
+import { LokiClient, ENTRY_OVERHEAD_BYTES } from '../client.js'
+import { LokiOptionError } from '../errors.js'
+import type { LokiClientOptions } from '../options.js'
+import { DROP_REASONS } from '../types.js'
+import {
+  CONNECTION_FLAGS,
+  CliUsageError,
+  bytes,
+  connectionOptions,
+  formatFlags,
+  int,
+  labels,
+  list,
+  parseFlags,
+  str,
+  usageFromOptionError,
+  type FlagSpec,
+} from './args.js'
+import type { CliIO } from './io.js'
+import { LineSplitter } from './lines.js'
+import { count, plural, RateMeter } from './metrics.js'
+import { Progress } from './progress.js'
+import { createLineMapper, type InputFormat } from './record.js'
+
+const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
+/** The client's default maxLineBytes: a longer line would be cut there anyway. */
+const MAX_LINE_BYTES = 256 * 1024
+/**
+ * Reading stops above this share of --max-buffer. The headroom absorbs the chunk being split
+ * when the mark is crossed (64 KiB from a pipe) so pausing never turns into dropping.
+ */
+const HIGH_WATER = 0.8
+/** Buffer usage is re-checked after this much text, not after every line: stats() allocates. */
+const CHECK_EVERY_BYTES = 64 * 1024
+const PLAIN_PROGRESS_MS = 2000
+
+export const PUSH_FLAGS: readonly FlagSpec[] = [
+  ...CONNECTION_FLAGS.slice(0, 1),
+  { name: 'labels', type: 'string', multiple: true, value: '<name=value,...>', help: 'Stream labels of every line, e.g. app=api,env=prod. Required' },
+  ...CONNECTION_FLAGS.slice(1),
+  { name: 'json-labels', type: 'string', multiple: true, value: '<field,...>', help: 'JSON fields lifted into stream labels, e.g. service,region.\nOnly fields with a handful of values: each combination is a stream' },
+  { name: 'json-metadata', type: 'string', multiple: true, value: '<field,...>', help: 'JSON fields sent as structured metadata, e.g. trace_id,req_id (Loki 3)' },
+  { name: 'format', type: 'string', value: '<auto|text>', help: 'auto: read JSON object lines for time, level and fields;\ntext: ship every line as plain text. Default: auto' },
+  { name: 'batch-wait', type: 'string', value: '<ms>', help: 'Longest a line waits before its batch is sent. Default: 1000' },
+  { name: 'batch-size', type: 'string', value: '<n>', help: 'Lines per batch at most. Default: 10000' },
+  { name: 'max-buffer', type: 'string', value: '<bytes>', help: 'Memory for lines not yet delivered (64m, 512k, ...). Above 80% of it\nstdin is no longer read, so the writer waits instead of lines being lost.\nDefault: 64m' },
+  { name: 'max-attempts', type: 'string', value: '<n>', help: 'HTTP attempts per batch on 429, 5xx and network errors. Default: 10' },
+  { name: 'retry-budget', type: 'string', value: '<ms>', help: 'Time a batch may spend on attempts and backoff. Default: 60000' },
+  { name: 'close-timeout', type: 'string', value: '<ms>', help: 'At end of input or on a signal: deadline to deliver what is left.\nDefault: 10000' },
+  { name: 'progress', type: 'boolean', help: 'Progress on stderr even when it is not a terminal (a line every 2 s)' },
+  { name: 'quiet', type: 'boolean', help: 'No progress on a terminal; only failures are reported' },
+  { name: 'help', type: 'boolean', short: 'h', help: 'Show this help' },
+]
+
+export const PUSH_HELP = `Usage: lokiwire push --url <url> --labels <name=value,...> [flags] < input
+
+Reads log lines from stdin and ships them to Loki:
+  node app.js | lokiwire push --url http://loki:3100 --labels app=api,env=prod
+
+A line holding a JSON object (pino, bunyan or winston NDJSON) is shipped as it was written, with
+  - its timestamp from "time" ("timestamp", "@timestamp"): epoch ms as pino writes it, epoch
+    s/us/ns told apart by size, or an ISO 8601 string
+  - a "level" label: pino/bunyan numbers mapped to names (30 -> info, 50 -> error), or the
+    level string in lower case
+  - labels from the --json-labels fields and metadata from the --json-metadata fields
+Any other line is shipped as it is, stamped with the time it was read. Empty lines are skipped.
+
+Flags:
+${formatFlags(PUSH_FLAGS)}
+
+Progress (lines/s, sent, buffered, retries, dropped, connections) goes to stderr on a terminal.
+At end of input lokiwire delivers what is buffered within --close-timeout. On SIGTERM or SIGINT it
+stops reading and does the same with what it has read; a second signal stops at once.
+
+Exit status: 0 every line was delivered; 1 lines were dropped (one line on stderr says how many
+and why); 2 bad flags or URL.
+`
+
+export async function runPush(argv: readonly string[], io: CliIO): Promise<number> {
+  const values = parseFlags(argv, PUSH_FLAGS, 'lokiwire push')
+  if (values.help === true) {
+    io.stdout.write(PUSH_HELP)
+    return 0
+  }
+  const conn = connectionOptions(values, io.env, { requireUrl: true })
+  const streamLabels = labels(values, 'labels')
+  if (Object.keys(streamLabels).length === 0) {
+    throw new CliUsageError('--labels is required: Loki needs at least one stream label, e.g. --labels app=api')
+  }
+  const format = (str(values, 'format') ?? 'auto') as InputFormat
+  if (format !== 'auto' && format !== 'text') throw new CliUsageError(`--format: expected auto or text, got ${JSON.stringify(format)}`)
+  if (values.progress === true && values.quiet === true) throw new CliUsageError('--progress and --quiet contradict each other')
+
+  const maxBufferBytes = bytes(values, 'max-buffer', DEFAULT_MAX_BUFFER)
+  const closeTimeoutMs = int(values, 'close-timeout', DEFAULT_CLOSE_TIMEOUT_MS, 0, 3_600_000)
+  const batch: NonNullable<LokiClientOptions['batch']> = {}
+  if (str(values, 'batch-wait') !== undefined) batch.maxWaitMs = int(values, 'batch-wait', 1000)
+  if (str(values, 'batch-size') !== undefined) batch.maxEntries = int(values, 'batch-size', 10_000, 1)
+  const retry: NonNullable<LokiClientOptions['retry']> = {}
+  if (str(values, 'max-attempts') !== undefined) retry.maxAttempts = int(values, 'max-attempts', 10, 1)
+  if (str(values, 'retry-budget') !== undefined) retry.budgetMs = int(values, 'retry-budget', 60_000, 1)
+
+  let client: LokiClient
+  try {
+    client = new LokiClient({
+      ...conn,
+      url: conn.url!,
+      labels: streamLabels,
+      batch,
+      retry,
+      maxBufferBytes,
+      maxLineBytes: MAX_LINE_BYTES,
+      closeTimeoutMs,
+      // Closing is done here, with --close-timeout, whatever ends the input.
+      flushOnExit: false,
+    })
+  } catch (err) {
+    if (err instanceof LokiOptionError) throw usageFromOptionError(err)
+    throw err
+  }
+
+  const showProgress = values.progress === true || (io.stderr.isTTY === true && values.quiet !== true)
+  return pipe(client, io, {
+    mapLine: createLineMapper({ format, jsonLabels: list(values, 'json-labels'), jsonMetadata: list(values, 'json-metadata') }),
+    maxBufferBytes,
+    closeTimeoutMs,
+    showProgress,
+  })
+}
+
+interface PipeOptions {
+  mapLine: ReturnType<typeof createLineMapper>
+  maxBufferBytes: number
+  closeTimeoutMs: number
+  showProgress: boolean
+}
+
+type Ending = { kind: 'eof' } | { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'error'; message: string }
+
+async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<number> {
+  const { stdin, stderr } = io
+  const splitter = new LineSplitter(MAX_LINE_BYTES)
+  const highWater = opts.maxBufferBytes * HIGH_WATER
+  /** Lines read but not yet pushed: what is held back while stdin is paused. */
+  let pending: string[] = []
+  let head = 0
+  let read = 0
+  let paused = false
+  let stopping = false
+  let lastError: string | undefined
+
+  const remember = (message: string) => {
+    lastError = message.replace(/\s+/g, ' ').trim().slice(0, 300)
+  }
+  client.on('failed', (e) => remember(e.error.message))
+  client.on('drop', (e) => {
+    if (e.error) remember(e.error.message)
+  })
+
+  const full = () => client.stats().bufferUsedBytes > highWater
+
+  /** Pushes held lines while there is room; pauses stdin when there is not. */
+  const feed = () => {
+    let sinceCheck = 0
+    if (full()) return pause()
+    while (head < pending.length) {
+      const line = pending[head++]!
+      client.push(opts.mapLine(line))
+      sinceCheck += line.length + ENTRY_OVERHEAD_BYTES
+      if (sinceCheck >= CHECK_EVERY_BYTES && head < pending.length) {
+        sinceCheck = 0
+        if (full()) return pause()
+      }
+    }
+    pending = []
+    head = 0
+    if (paused && !stopping) {
+      paused = false
+      stdin.resume()
+    }
+  }
+  const pause = () => {
+    if (paused) return
+    // The producer's writes now block on a full pipe: it slows down instead of lines being lost.
+    paused = true
+    stdin.pause()
+  }
+  // Room is made by deliveries and by drops (a rejecting Loki must not leave stdin paused forever).
+  const onRoom = () => {
+    if (paused && !stopping) feed()
+  }
+  client.on('sent', onRoom)
+  client.on('drop', onRoom)
+
+  const rate = new RateMeter()
+  rate.rate(0)
+  const progress = opts.showProgress
+    ? new Progress({
+        out: stderr,
+        live: stderr.isTTY === true,
+        intervalMs: PLAIN_PROGRESS_MS,
+        render: () => {
+          const s = client.stats()
+          let line = `lokiwire: ${count(rate.rate(read))} lines/s  read ${count(read)}  sent ${count(s.sent.entries)}  buffered ${count(s.buffered.entries + s.inFlight.entries)}  retries ${count(s.retries)}  dropped ${count(s.dropped.total)}  connections ${s.connections}`
+          if (s.breaker !== 'closed') line += `  breaker ${s.breaker}`
+          if (paused) line += '  (input paused: buffer full)'
+          return line
+        },
+      })
+    : undefined
+  if (progress && stdin.isTTY) stderr.write('lokiwire: reading lines from the terminal; Ctrl-D ends the input\n')
+  progress?.start()
+
+  // Paused stdin and the client's timers (unref'd by design) hold nothing open: without this, a
+  // run waiting on a retry with input paused would simply end, and Node would exit mid-delivery.
+  const keepAlive = setInterval(() => {}, 1 << 30)
+  let onSignal: (signal: NodeJS.Signals) => void = () => {}
+  const ending = await new Promise<Ending>((resolve) => {
+    stdin.on('data', (chunk: Buffer | string) => {
+      if (stopping) return
+      const before = pending.length
+      splitter.write(chunk, pending)
+      read += pending.length - before
+      feed()
+    })
+    stdin.once('end', () => resolve({ kind: 'eof' }))
+    stdin.once('error', (err: Error) => resolve({ kind: 'error', message: `reading stdin failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` }))
+    onSignal = (signal) => {
+      if (stopping) {
+        // Asked twice: the operator wants out now. What is not delivered is counted as destroyed.
+        void client.destroy()
+        return
+      }
+      resolve({ kind: 'signal', signal })
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+  stopping = true
+  paused = false
+  if (ending.kind !== 'eof') {
+    // Nothing written after the signal is taken: it could not be delivered within the deadline
+    // anyway, and the writer learns so from EPIPE instead of a silent loss.
+    stdin.pause()
+    stdin.destroy()
+  }
+  // At the end nothing is held back: the held lines fit in the headroom kept above the high-water mark.
+  const before = pending.length
+  splitter.end(pending)
+  read += pending.length - before
+  for (let i = head; i < pending.length; i++) client.push(opts.mapLine(pending[i]!))
+  pending = []
+  head = 0
+
+  if (progress && ending.kind === 'signal') progress.note(`lokiwire: ${ending.signal}: stopped reading; delivering ${plural(read, 'line')} read (deadline ${opts.closeTimeoutMs} ms)`)
+  await client.close({ timeoutMs: opts.closeTimeoutMs })
+  clearInterval(keepAlive)
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+
+  const s = client.stats()
+  if (progress) {
+    progress.print()
+    progress.stop()
+  }
+  const notes: string[] = []
+  if (s.truncated > 0 || splitter.cut > 0) notes.push(`${plural(Math.max(s.truncated, splitter.cut), 'line')} over ${MAX_LINE_BYTES} bytes cut`)
+
+  if (s.dropped.total > 0) {
+    const reasons = DROP_REASONS.filter((r) => s.dropped[r] > 0).map((r) => `${r}: ${count(s.dropped[r])}`)
+    const why = lastError ? `; last error: ${lastError}` : s.dropped.close_timeout > 0 ? `; no answer from Loki within --close-timeout (${opts.closeTimeoutMs} ms)` : ''
+    stderr.write(`lokiwire: ${plural(s.dropped.total, 'line')} dropped (${reasons.join(', ')})${why}\n`)
+    return 1
+  }
+  if (ending.kind === 'error') {
+    stderr.write(`lokiwire: ${ending.message}; the ${plural(s.sent.entries, 'line')} read before it were delivered\n`)
+    return 1
+  }
+  if (progress) stderr.write(`lokiwire: ${plural(s.sent.entries, 'line')} delivered in ${plural(s.sent.batches, 'batch', 'batches')}${notes.length ? `; ${notes.join('; ')}` : ''}\n`)
+  return 0
+}

@@ -1,0 +1,76 @@
+import { hostname } from 'node:os'
+import type { LokiClient } from '../client.js'
+
+/**
+ * The slice of pino's Logger API the demo service calls. A pino logger fits it as it is: once pino
+ * is a runtime dependency, `const stream = lokiStream(options)` and `pino(stream)` replace
+ * `new LokiClient(options)` and `clientLogger(client)`, with `stream.client` feeding the progress
+ * line and the summary. Until then the demo needs nothing beyond lokiwire's own dependencies.
+ */
+export interface ServiceLogger {
+  info(obj: Record<string, unknown>, msg: string): void
+  warn(obj: Record<string, unknown>, msg: string): void
+  error(obj: Record<string, unknown>, msg: string): void
+}
+
+/** pino's numeric levels, so the lines look exactly like a pino service's. */
+const PINO_LEVELS = { info: 30, warn: 40, error: 50 } as const
+
+export interface ClientLogger extends ServiceLogger {
+  /** The line logged with each sequence id, for the receiver-side check. */
+  lineOf(seq: number): string | undefined
+}
+
+/** Writes pino-shaped NDJSON lines straight into the client, with the level as a stream label. */
+export function clientLogger(client: LokiClient): ClientLogger {
+  const lines: string[] = []
+  const base = { pid: process.pid, hostname: hostname() }
+  const log = (level: keyof typeof PINO_LEVELS) => (obj: Record<string, unknown>, msg: string) => {
+    const time = Date.now()
+    const line = JSON.stringify({ level: PINO_LEVELS[level], time, ...base, ...obj, msg })
+    if (typeof obj.seq === 'number') lines[obj.seq] = line
+    client.push({ line, timestamp: time, labels: { level } })
+  }
+  return { info: log('info'), warn: log('warn'), error: log('error'), lineOf: (seq) => lines[seq] }
+}
+
+const ROUTES = ['/api/orders', '/api/orders/:id', '/api/users/:id', '/api/cart', '/healthz'] as const
+const TICK_MS = 20
+
+export interface RunningService {
+  /** Lines logged so far; their sequence ids are 0 .. logged-1. */
+  readonly logged: number
+  stop(): void
+}
+
+/**
+ * A pretend HTTP service: `ratePerSecond` request logs a second, a few slow (warn) and failed
+ * (error) ones among them. Every line carries `seq`, a sequence id, so what the receiver holds
+ * can be checked line by line against what was logged.
+ */
+export function startService(log: ServiceLogger, ratePerSecond: number): RunningService {
+  const started = performance.now()
+  let logged = 0
+  const tick = () => {
+    const due = Math.floor(((performance.now() - started) * ratePerSecond) / 1000)
+    // A late timer catches up, but never by more than a second's worth in one go.
+    for (let n = Math.min(due - logged, ratePerSecond); n > 0; n--) {
+      const seq = logged++
+      const route = ROUTES[seq % ROUTES.length]!
+      const ms = Math.round(Math.random() ** 3 * 400)
+      const status = Math.random() < 0.01 ? 503 : 200
+      if (status >= 500) log.error({ seq, route, status, ms }, 'request failed')
+      else if (ms >= 250) log.warn({ seq, route, status, ms }, 'slow request')
+      else log.info({ seq, route, status, ms }, 'request served')
+    }
+  }
+  const timer = setInterval(tick, TICK_MS)
+  return {
+    get logged() {
+      return logged
+    },
+    stop() {
+      clearInterval(timer)
+    },
+  }
+}

@@ -1,0 +1,63 @@
+import { expect, it } from 'vitest'
+import { LineSplitter } from '../src/cli/lines.js'
+import { createLineMapper, levelName, timestampOf } from '../src/cli/record.js'
+
+it('levels: pino/bunyan numbers by band, strings lower-cased without colour codes', () => {
+  expect([10, 20, 30, 40, 50, 60, 35, 5, 70].map(levelName)).toEqual(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'info', 'trace', 'fatal'])
+  expect(levelName('WARN')).toBe('warn')
+  expect(levelName('\u001b[32minfo\u001b[39m')).toBe('info')
+  expect(levelName('30')).toBe('info')
+  expect(levelName('')).toBeUndefined()
+  expect(levelName('x'.repeat(40))).toBeUndefined()
+  expect(levelName({})).toBeUndefined()
+})
+
+it('timestamps: epoch s, ms, us and ns told apart by size; ISO strings; junk ignored', () => {
+  const ms = 1_700_000_000_123
+  expect(timestampOf(ms)).toBe(ms)
+  expect(timestampOf(ms / 1000)).toBeCloseTo(ms, 0)
+  expect(timestampOf(ms * 1000)).toBe(ms)
+  expect(timestampOf('1700000000123456789')).toBe(1_700_000_000_123_456_789n)
+  expect(timestampOf(String(ms))).toBe(ms)
+  expect(timestampOf('2023-11-14T22:13:20.123Z')).toBe(ms)
+  expect(timestampOf('yesterday')).toBeUndefined()
+  expect(timestampOf(-1)).toBeUndefined()
+  expect(timestampOf(null)).toBeUndefined()
+})
+
+it('maps a record: the line is untouched, time, level, lifted labels and metadata', () => {
+  const map = createLineMapper({ format: 'auto', jsonLabels: ['service', 'level', 'obj', 'empty'], jsonMetadata: ['trace_id', 'ctx', 'nil'] })
+  const line = ' {"level":40,"time":1700000000123,"service":"api","obj":{"a":1},"empty":"","trace_id":42,"ctx":{"b":2},"nil":null}'
+  expect(map(line)).toEqual({
+    line,
+    timestamp: 1_700_000_000_123,
+    labels: { level: 'warn', service: 'api' },
+    metadata: { trace_id: '42', ctx: '{"b":2}' },
+  })
+  // An unusable time falls back to the time of reading rather than dropping the line.
+  expect(map('{"time":"soon","msg":"x"}')).toEqual({ line: '{"time":"soon","msg":"x"}' })
+  for (const plain of ['plain text', '[1,2]', '{"unterminated', 'null', '{} trailing']) expect(map(plain)).toEqual({ line: plain })
+  expect(createLineMapper({ format: 'text', jsonLabels: [], jsonMetadata: [] })('{"level":30}')).toEqual({ line: '{"level":30}' })
+})
+
+it('splits lines across chunks: multi-byte characters, CRLF, empty lines, a last line without newline', () => {
+  const s = new LineSplitter(1000)
+  const out: string[] = []
+  const bytes = Buffer.from('héllo wörld\r\n\nsecond 🙂 line\nthird')
+  for (let i = 0; i < bytes.length; i++) s.write(bytes.subarray(i, i + 1), out)
+  s.end(out)
+  expect(out).toEqual(['héllo wörld', 'second 🙂 line', 'third'])
+})
+
+it('an endless line is handed on at the limit and its tail skipped, so memory stays bounded', () => {
+  const s = new LineSplitter(100)
+  const out: string[] = []
+  for (let i = 0; i < 50; i++) s.write('x'.repeat(30), out)
+  s.write('tail\nnext line\n', out)
+  s.end(out)
+  expect(out).toHaveLength(2)
+  expect(out[0]!.length).toBeGreaterThan(100)
+  expect(out[0]!.length).toBeLessThanOrEqual(130)
+  expect(out[1]).toBe('next line')
+  expect(s.cut).toBe(1)
+})
