@@ -46,11 +46,12 @@ export interface RecordMappingOptions {
    */
   line?: LineFormat
   /**
-   * The adapter's own reports of lost entries and of the circuit breaker opening or closing:
-   * one line on stderr per second at most (`'stderr'`), or nothing (`'silent'`). They are never
-   * written through the logger itself, so a failing Loki cannot feed its own failure reports
-   * back into the pipeline. Every failure is also counted in the client's `stats()`.
-   * @default 'stderr'
+   * Where the adapter prints its own reports of lost entries (a summary a second at most) and of
+   * the circuit breaker opening and closing: stderr, or nowhere. The same reports are events
+   * either way ('lokiwire:drop' / 'lokiwire:breaker' on the pino stream, or on pino's transport
+   * stream in the main thread; 'warn' on the winston transport), and every loss is counted in
+   * `client.stats()`. They never go through the logger being shipped: a failing Loki must not
+   * feed reports of its failure back into the pipeline that is failing. @default 'stderr'
    */
   onFailure?: 'stderr' | 'silent'
 }

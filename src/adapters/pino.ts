@@ -24,6 +24,7 @@ import type { LokiClientOptions } from '../options.js'
 import type { LogEntry } from '../types.js'
 import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
 import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+import { maxBufferBytesOf, RoomGate } from './room.js'
 
 export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
 export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
@@ -33,10 +34,10 @@ export type { LokiClient } from '../client.js'
 /** Options of `lokiStream()` and of the `lokiwire/pino` transport: the client's, plus these. */
 export interface LokiPinoOptions extends LokiClientOptions, RecordMappingOptions {
   /**
-   * Custom levels, name -> number, for when pino cannot tell the adapter itself (a stream inside
-   * `pino.multistream()`). pino itself sends its level table, custom levels included, to
-   * `lokiStream()` and to the worker transport. pino's six levels are always known; a number
-   * nobody named is sent as its digits.
+   * Custom levels, name -> number, for when pino cannot tell the adapter itself: pino hands its
+   * level table, custom levels included, to the worker transport, to `lokiStream()` and through
+   * `pino.multistream()`, but not through a wrapper stream of your own. pino's six levels are
+   * always known; a number nobody named is sent as its digits.
    * @default {}
    */
   customLevels?: Readonly<Record<string, number>>
@@ -62,12 +63,15 @@ const PINO_KEYS: readonly string[] = [...MAPPING_KEYS, 'customLevels', 'messageK
 const INJECTED_KEYS = new Set(['levels', 'dedupe', 'pinoWillSendConfig', '$context'])
 const PINO_LEVELS: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
 /** thread-stream gives up on a destination that has not closed ~10 s after end(). */
-export const WORKER_CLOSE_CAP_MS = 9000
+const WORKER_CLOSE_CAP_MS = 9000
 /** How long the worker waits for pino's level table before mapping lines without it. */
 const CONFIG_WAIT_MS = 1000
 /** A "line" longer than this without a newline is shipped as it is rather than held forever. */
 const MAX_PARTIAL_CHARS = 4 * 1024 * 1024
+/** The client's default closeTimeoutMs; the client does not expose its resolved options. */
 const DEFAULT_CLOSE_TIMEOUT_MS = 5000
+/** Lines pushed between two looks at the client's buffer (stats() allocates). */
+const LINES_PER_ROOM_CHECK = 512
 
 interface PinoConfig {
   levels?: { labels?: Record<string, string>; values?: Record<string, number> }
@@ -96,11 +100,16 @@ class PinoPipeline {
   readonly client: LokiClient
   readonly reporter: Reporter
   readonly closeTimeoutMs: number
+  readonly maxBufferBytes: number
   readonly #mapper: RecordMapper
   readonly #customMessageKey: string | undefined
   #messageKey: string
+  /** pino's levels plus the customLevels option: what pino's own table is laid over. */
+  readonly #baseLevels: Map<number, string>
   #levels: Map<number, string>
   #partial = ''
+  #text = ''
+  #pos = 0
   #closing: Promise<FlushResult> | undefined
 
   constructor(
@@ -115,14 +124,16 @@ class PinoPipeline {
     }
     this.#customMessageKey = adapter.messageKey as string | undefined
     this.#messageKey = this.#customMessageKey ?? 'msg'
-    this.#levels = levelTable(adapter.customLevels, 'customLevels')
+    this.#baseLevels = levelTable(adapter.customLevels, 'customLevels')
     if (isObject(injectedLevels)) {
-      for (const [n, v] of Object.entries(injectedLevels)) if (typeof v === 'number') this.#levels.set(v, n)
+      for (const [n, v] of Object.entries(injectedLevels)) if (typeof v === 'number') this.#baseLevels.set(v, n)
     }
+    this.#levels = this.#baseLevels
     requireStream(client, mapping.levelAs)
     this.#mapper = new RecordMapper(mapping, 'level')
     this.client = new LokiClient(client)
     this.closeTimeoutMs = typeof client.closeTimeoutMs === 'number' ? client.closeTimeoutMs : DEFAULT_CLOSE_TIMEOUT_MS
+    this.maxBufferBytes = maxBufferBytesOf(client)
     this.reporter = new Reporter(this.client, { stderr: mapping.onFailure === 'stderr', ...hooks })
   }
 
@@ -131,29 +142,51 @@ class PinoPipeline {
     if (!isObject(config)) return
     const c = config as PinoConfig
     if (isObject(c.levels) && isObject(c.levels.labels)) {
-      const table = new Map<number, string>()
+      const table = new Map(this.#baseLevels)
       for (const [num, name] of Object.entries(c.levels.labels)) if (typeof name === 'string') table.set(Number(num), name)
-      if (table.size > 0) this.#levels = table
+      this.#levels = table
     }
     if (this.#customMessageKey === undefined && typeof c.messageKey === 'string' && c.messageKey !== '') this.#messageKey = c.messageKey
   }
 
   /** Text as pino writes it: NDJSON, possibly cut anywhere by thread-stream. */
   write(text: string): void {
-    let s = this.#partial === '' ? text : this.#partial + text
+    this.begin(text)
+    this.step(Infinity)
+  }
+
+  /** Starts on a chunk of text; step() then pushes its lines a slice at a time. */
+  begin(text: string): void {
+    this.#text = this.#partial === '' ? text : this.#partial + text
     this.#partial = ''
-    let start = 0
-    for (;;) {
-      const nl = s.indexOf('\n', start)
-      if (nl === -1) break
-      if (nl > start) this.#pushLine(s.slice(start, nl))
-      start = nl + 1
+    this.#pos = 0
+  }
+
+  /**
+   * Pushes up to `maxLines` lines of the current chunk. True once the chunk is used up; its
+   * unterminated tail is kept for the next one. Slicing lets the worker check for room between
+   * parts of one large chunk.
+   */
+  step(maxLines: number): boolean {
+    const s = this.#text
+    let pos = this.#pos
+    for (let n = 0; n < maxLines; n++) {
+      const nl = s.indexOf('\n', pos)
+      if (nl === -1) {
+        if (pos < s.length) {
+          const rest = pos === 0 ? s : s.slice(pos)
+          if (rest.length > MAX_PARTIAL_CHARS) this.#pushLine(rest)
+          else this.#partial = rest
+        }
+        this.#text = ''
+        this.#pos = 0
+        return true
+      }
+      if (nl > pos) this.#pushLine(s.slice(pos, nl))
+      pos = nl + 1
     }
-    if (start < s.length) {
-      s = start === 0 ? s : s.slice(start)
-      if (s.length > MAX_PARTIAL_CHARS) this.#pushLine(s)
-      else this.#partial = s
-    }
+    this.#pos = pos
+    return false
   }
 
   #pushLine(raw: string): void {
@@ -178,8 +211,14 @@ class PinoPipeline {
     return this.#mapper.map(record, { level, serialized: line, time: record.time }, this.#messageKey)
   }
 
-  flush(timeoutMs: number): Promise<FlushResult> {
-    return this.client.flush({ timeoutMs })
+  /**
+   * Also reports pending drops before resolving: a caller that exits once flushed would
+   * otherwise never hear of them, and in the worker the report must be posted before FLUSHED.
+   */
+  async flush(timeoutMs: number): Promise<FlushResult> {
+    const result = await this.client.flush({ timeoutMs })
+    this.reporter.reportNow()
+    return result
   }
 
   close(options?: CloseOptions): Promise<FlushResult> {
@@ -211,6 +250,7 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
   readonly client: LokiClient
   readonly #pipeline: PinoPipeline
   readonly #decoder = new StringDecoder('utf8')
+  #ended = false
 
   constructor(options: LokiPinoOptions) {
     super()
@@ -226,6 +266,11 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
 
   #emit<K extends 'lokiwire:drop' | 'lokiwire:breaker'>(name: K, ...args: LokiPinoStreamEvents[K]): void {
     ;(this.emit as (n: K, ...a: LokiPinoStreamEvents[K]) => boolean)(name, ...args)
+  }
+
+  /** True until close(): pino recognises a destination stream by this property. */
+  get writable(): boolean {
+    return !this.#ended
   }
 
   /** Called by pino with one NDJSON line. Never throws; always returns true (no backpressure). */
@@ -247,6 +292,7 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
    * the rest, releases sockets and timers. Idempotent; never rejects.
    */
   close(options?: CloseOptions): Promise<FlushResult> {
+    this.#ended = true
     return this.#pipeline.close(options)
   }
 
@@ -257,6 +303,7 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
 
   /** Aborts at once: requests in flight are cancelled, buffered entries counted as `destroyed`. */
   destroy(): Promise<void> {
+    this.#ended = true
     return this.#pipeline.destroy()
   }
 }
@@ -266,28 +313,48 @@ export function lokiStream(options: LokiPinoOptions): LokiPinoStream {
   return new LokiPinoStream(options)
 }
 
-/** The destination the worker hands thread-stream: text in; 'close' only once the client has closed. */
+/**
+ * The destination the worker hands thread-stream: text in; 'close' only once the client has
+ * closed. While the client's buffer is full and Loki is accepting, the write callback waits, so
+ * thread-stream stops reading and a burst waits in pino's buffer instead of being refused.
+ */
 class WorkerDestination extends Writable {
   readonly #pipeline: PinoPipeline
+  readonly #gate: RoomGate
 
   constructor(pipeline: PinoPipeline) {
-    // A high-water mark above thread-stream's 4 MiB chunks: write() never asks it to wait for
-    // 'drain', since every chunk is handed to the client before the callback.
+    // A high-water mark above thread-stream's 4 MiB chunks: backpressure is signalled by holding
+    // the callback, not by write() returning false.
     super({ decodeStrings: false, highWaterMark: 16 * 1024 * 1024 })
     this.#pipeline = pipeline
+    this.#gate = new RoomGate(pipeline.client, pipeline.maxBufferBytes)
   }
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.#pipeline.write(typeof chunk === 'string' ? chunk : chunk.toString())
-    cb()
+    this.#pipeline.begin(typeof chunk === 'string' ? chunk : chunk.toString())
+    this.#feed(cb)
+  }
+
+  #feed(cb: (error?: Error | null) => void): void {
+    while (!this.#gate.full()) {
+      if (this.#pipeline.step(LINES_PER_ROOM_CHECK)) {
+        cb()
+        return
+      }
+    }
+    void this.#gate.wait().then(() => this.#feed(cb))
   }
 
   override _final(cb: (error?: Error | null) => void): void {
     const timeoutMs = Math.min(this.#pipeline.closeTimeoutMs, WORKER_CLOSE_CAP_MS)
-    void this.#pipeline.close({ timeoutMs }).then(() => cb())
+    void this.#pipeline.close({ timeoutMs }).then(() => {
+      this.#gate.close()
+      cb()
+    })
   }
 
   override _destroy(error: Error | null, cb: (error?: Error | null) => void): void {
+    this.#gate.close()
     // After a normal end the client is already closed and this is a no-op; otherwise (pino's
     // multistream tearing down, an abort) entries are counted as destroyed.
     const state = this.#pipeline.client.stats().state
@@ -321,8 +388,9 @@ function threadStreamData(): ThreadStreamData | undefined {
 export default async function lokiPinoTransport(options: LokiPinoOptions): Promise<Writable> {
   const ctx = threadStreamData()
   const port = ctx === undefined ? null : parentPort
+  const given = (isObject(options) ? options : {}) as Record<string, unknown>
   const own: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(options as unknown as Record<string, unknown>)) if (!INJECTED_KEYS.has(k)) own[k] = v
+  for (const [k, v] of Object.entries(given)) if (!INJECTED_KEYS.has(k)) own[k] = v
   // Failures cross to the main thread as events on pino's transport stream (thread-stream's
   // EVENT message): functions cannot be passed into the worker, but listeners there can be.
   const post = (name: string, arg: unknown) => {
@@ -336,7 +404,7 @@ export default async function lokiPinoTransport(options: LokiPinoOptions): Promi
     own,
     { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
     // pino passes its customLevels in the options of a single target, or beside the targets.
-    (options as unknown as Record<string, unknown>).levels ?? ctx?.levels,
+    given.levels ?? ctx?.levels,
   )
   if (port !== null && port !== undefined) {
     let received: (() => void) | undefined

@@ -7,7 +7,7 @@ import { writeSync } from 'node:fs'
 import { isMainThread } from 'node:worker_threads'
 import type { BreakerState } from '../breaker.js'
 import type { LokiClient } from '../client.js'
-import type { BreakerEvent, DropEvent } from '../events.js'
+import type { BreakerEvent, DropEvent, FailedEvent } from '../events.js'
 import type { DropReason } from '../types.js'
 
 /** Entries lost since the previous summary. */
@@ -19,7 +19,7 @@ export interface LokiDropSummary {
   dropped: Partial<Record<DropReason, number>>
   /** Sum of `dropped`. */
   total: number
-  /** Message of the last error behind these drops, when there was one (Loki's answer, a network error). */
+  /** The last error behind these drops, or else the last failed attempt's (Loki's answer, a network error). */
   lastError?: string
 }
 
@@ -55,6 +55,7 @@ export class Reporter {
   #pending: Partial<Record<DropReason, number>> = {}
   #pendingTotal = 0
   #lastError: string | undefined
+  #lastFailure: string | undefined
   #lastAt = 0
   #timer: NodeJS.Timeout | undefined
   #breakerOpened = false
@@ -70,6 +71,16 @@ export class Reporter {
       this.#timer = setTimeout(() => this.#emitDrops(), Math.max(0, this.#lastAt + INTERVAL_MS - Date.now()))
       this.#timer.unref()
     }
+  }
+
+  // close_timeout and buffer_full drops carry no error of their own; the last failed attempt
+  // is usually why they happened.
+  readonly #onFailed = (e: FailedEvent): void => {
+    this.#lastFailure = e.error.message
+  }
+
+  readonly #onSent = (): void => {
+    this.#lastFailure = undefined
   }
 
   readonly #onBreaker = (e: BreakerEvent): void => {
@@ -92,6 +103,8 @@ export class Reporter {
     this.#hooks = hooks
     client.on('drop', this.#onDrop)
     client.on('breaker', this.#onBreaker)
+    client.on('failed', this.#onFailed)
+    client.on('sent', this.#onSent)
   }
 
   #emitDrops(): void {
@@ -100,7 +113,7 @@ export class Reporter {
     this.#lastAt = Date.now()
     const dropped = this.#pending
     const total = this.#pendingTotal
-    const lastError = this.#lastError
+    const lastError = this.#lastError ?? this.#lastFailure
     this.#pending = {}
     this.#pendingTotal = 0
     this.#lastError = undefined
@@ -122,6 +135,12 @@ export class Reporter {
     }
   }
 
+  /** Reports what is pending now instead of at the next tick of the interval. */
+  reportNow(): void {
+    clearTimeout(this.#timer)
+    this.#emitDrops()
+  }
+
   /** Reports what is still pending, now, and stops listening. Call once the client has closed. */
   close(): void {
     if (this.#closed) return
@@ -130,5 +149,7 @@ export class Reporter {
     this.#emitDrops()
     this.#client.off('drop', this.#onDrop)
     this.#client.off('breaker', this.#onBreaker)
+    this.#client.off('failed', this.#onFailed)
+    this.#client.off('sent', this.#onSent)
   }
 }

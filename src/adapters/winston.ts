@@ -1,1 +1,168 @@
-export {}
+/*
+ * winston transport. winston pipes every info object into its transports, which are object-mode
+ * Writables: a transport's 'finish' is the only signal winston waits for on logger.end(), so
+ * 'finish' here waits for client.close(), and nothing is reported through 'error' (winston
+ * re-emits a transport's 'error' on the logger, where it kills a process with no listener).
+ */
+import TransportStream from 'winston-transport'
+import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
+import type { LokiClientOptions } from '../options.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
+import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+import { maxBufferBytesOf, RoomGate } from './room.js'
+
+export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
+export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
+export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
+export type { LokiClient } from '../client.js'
+
+// triple-beam's symbols, by their registry names: no import needed to read them.
+const LEVEL = Symbol.for('level')
+const MESSAGE = Symbol.for('message')
+
+/** Options of `new LokiTransport()`: the client's, the shared mapping options, and winston's transport options. */
+export interface LokiTransportOptions extends LokiClientOptions, RecordMappingOptions {
+  /** Most verbose level this transport ships. @default the logger's level */
+  level?: string
+  /** A winston format applied to what this transport ships, after the logger's. @default none */
+  format?: TransportStream.TransportStreamOptions['format']
+  /** Ship nothing. @default false */
+  silent?: boolean
+  /** Ship winston's uncaught-exception records. @default false */
+  handleExceptions?: boolean
+  /** Ship winston's unhandled-rejection records. @default false */
+  handleRejections?: boolean
+}
+
+/** How often log() asks the client whether its buffer is full: stats() allocates. */
+const ROOM_CHECK_EVERY = 64
+
+const TRANSPORT_KEYS: readonly string[] = ['level', 'format', 'silent', 'handleExceptions', 'handleRejections']
+
+/** A winston info object: string keys for fields, triple-beam symbols for level and output. */
+type Info = Record<string | symbol, unknown>
+
+/**
+ * Ships winston records to Loki. Levels of any set (npm, syslog, cli, custom) become the `level`
+ * label by name; the line is what the logger's format produced (`info[MESSAGE]`), else the info
+ * object as JSON.
+ *
+ * End with `logger.end()` and wait for the logger's (or this transport's) 'finish': it fires
+ * once every line was delivered or definitively dropped, within `closeTimeoutMs`. Problems are
+ * reported as 'warn' events (never 'error') and counted in `transport.client.stats()`.
+ */
+export class LokiTransport extends TransportStream {
+  /** The client shipping the lines: `stats()`, and 'sent' / 'failed' / 'retry' / 'drop' / 'breaker' events. */
+  readonly client: LokiClient
+  readonly #mapper: RecordMapper
+  readonly #reporter: Reporter
+  readonly #gate: RoomGate
+  #sinceRoomCheck = 0
+  #closing: Promise<FlushResult> | undefined
+
+  constructor(options: LokiTransportOptions) {
+    const { client, adapter } = splitOptions(options, [...MAPPING_KEYS, ...TRANSPORT_KEYS])
+    const mapping = resolveMapping(adapter, 'level')
+    requireStream(client, mapping.levelAs)
+    const transportOptions: TransportStream.TransportStreamOptions = {}
+    for (const key of TRANSPORT_KEYS) {
+      if (adapter[key] !== undefined) (transportOptions as Record<string, unknown>)[key] = adapter[key]
+    }
+    super(transportOptions)
+    this.#mapper = new RecordMapper(mapping, 'level')
+    this.client = new LokiClient(client)
+    this.#reporter = new Reporter(this.client, {
+      stderr: mapping.onFailure === 'stderr',
+      onDrop: (s: LokiDropSummary) => this.emit('warn', s),
+      onBreaker: (n: LokiBreakerNotice) => this.emit('warn', n),
+    })
+    this.#gate = new RoomGate(this.client, maxBufferBytesOf(client))
+  }
+
+  override log(info: Info, next: () => void): void {
+    const raw = info[LEVEL] ?? info.level
+    const serialized = info[MESSAGE]
+    this.client.push(
+      this.#mapper.map(
+        info as Record<string, unknown>,
+        {
+          level: typeof raw === 'string' ? raw : undefined,
+          serialized: typeof serialized === 'string' ? serialized : undefined,
+          time: info.timestamp,
+        },
+        'message',
+      ),
+    )
+    if (this.listenerCount('logged') > 0) this.emit('logged', info)
+    // Holding `next` pauses winston's pipe while the client's buffer is full and Loki is
+    // accepting: a burst then waits in the logger instead of being refused (see RoomGate).
+    if (++this.#sinceRoomCheck >= ROOM_CHECK_EVERY) {
+      this.#sinceRoomCheck = 0
+      if (this.#gate.full()) {
+        void this.#gate.wait().then(next)
+        return
+      }
+    }
+    next()
+  }
+
+  /**
+   * A write after end() would be an 'error' event, which winston re-throws from the logger. The
+   * entry goes to the client instead, which counts it as dropped (`closed`) once it has closed.
+   */
+  override write(chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+    if (!this.#ended()) return (super.write as (...a: unknown[]) => boolean)(chunk, encoding, cb)
+    if (typeof chunk === 'object' && chunk !== null) this.log(chunk as Info, () => {})
+    const done = typeof encoding === 'function' ? encoding : cb
+    if (typeof done === 'function') process.nextTick(done as () => void)
+    return true
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    void this.#close().then(() => cb())
+  }
+
+  override _destroy(error: Error | null, cb: (error: Error | null) => void): void {
+    this.#gate.close()
+    const state = this.client.stats().state
+    if (state === 'open' || state === 'closing') {
+      void this.client.destroy().then(() => {
+        this.#reporter.close()
+        cb(error)
+      })
+    } else {
+      cb(error)
+    }
+  }
+
+  /**
+   * What winston calls when the transport is removed or the logger closed: ends the transport,
+   * which closes the client. Wait for 'finish' to know delivery is over.
+   */
+  override close(): void {
+    if (!this.#ended()) this.end()
+  }
+
+  /**
+   * Resolves when everything logged so far has been delivered or dropped, or after `timeoutMs`
+   * (default: no deadline). Never rejects. The transport stays open.
+   */
+  flush(options?: { timeoutMs?: number }): Promise<FlushResult> {
+    return this.client.flush(options)
+  }
+
+  /** Delivers what is buffered within `timeoutMs` (default `closeTimeoutMs`), then releases everything. */
+  #close(options?: CloseOptions): Promise<FlushResult> {
+    this.#closing ??= this.client.close(options).then((result) => {
+      this.#gate.close()
+      this.#reporter.close()
+      return result
+    })
+    return this.#closing
+  }
+
+  /** Whether end() was called: readable-stream 3, which winston-transport uses, has no writableEnded. */
+  #ended(): boolean {
+    return (this as unknown as { _writableState: { ending: boolean } })._writableState.ending
+  }
+}

@@ -1,0 +1,279 @@
+// The pino adapter in-process (`pino(lokiStream(options))`) with real pino and the test receiver,
+// and the record mapping both adapters share.
+import pino from 'pino'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { lokiStream, type LokiPinoOptions, type LokiPinoStream } from '../src/adapters/pino.js'
+import { readRecordTime, safeJson } from '../src/adapters/mapping.js'
+import { createLokiTestServer, type LokiTestServer, type ReceivedEntry } from '../src/testing/index.js'
+import { assertIdentity } from './helpers.js'
+import { killAll, makeAppDir, removeAppDir, requireBuild, runChild } from './fixtures/app-dir.js'
+
+let server: LokiTestServer
+const streams: LokiPinoStream[] = []
+
+beforeAll(async () => {
+  server = await createLokiTestServer()
+})
+
+afterEach(async () => {
+  await Promise.all(streams.splice(0).map((s) => s.destroy()))
+  server.reset()
+})
+
+afterAll(async () => {
+  await server.close()
+})
+
+function open(options: Partial<LokiPinoOptions> = {}): LokiPinoStream {
+  const s = lokiStream({ url: server.url, labels: { app: 'api' }, onFailure: 'silent', ...options })
+  streams.push(s)
+  return s
+}
+
+async function closeAndCheck(s: LokiPinoStream): Promise<void> {
+  const r = await s.close()
+  expect(r.ok).toBe(true)
+  expect(r.droppedEntries).toBe(0)
+  assertIdentity(s.client)
+}
+
+const parsed = (e: ReceivedEntry) => JSON.parse(e.line) as Record<string, unknown>
+
+describe('lokiStream: lines, levels, timestamps', () => {
+  it('ships every line once, the whole record as written, with the level as a label', async () => {
+    const s = open()
+    const logger = pino(s)
+    for (let seq = 0; seq < 3000; seq++) logger.info({ seq }, 'hello')
+    logger.warn({ seq: 3000 }, 'careful')
+    await closeAndCheck(s)
+    expect(server.entries).toHaveLength(3001)
+    expect(new Set(server.entries.map((e) => parsed(e).seq)).size).toBe(3001)
+    const warn = server.entries.find((e) => parsed(e).seq === 3000)!
+    expect(warn.labels).toEqual({ app: 'api', level: 'warn' })
+    expect(warn.metadata).toBeUndefined()
+    expect(parsed(warn)).toMatchObject({ level: 40, msg: 'careful', seq: 3000 })
+    expect(warn.line.endsWith('\n')).toBe(false)
+    expect(BigInt(warn.timestamp) / 1_000_000n).toBe(BigInt(parsed(warn).time as number))
+    // close() released the connection: nothing of the client's stays open at the receiver.
+    await server.waitFor((x) => x.connections.open === 0)
+  })
+
+  it("names pino's levels and the logger's custom levels, from the table pino hands the stream", async () => {
+    const s = open()
+    const logger = pino({ level: 'trace', customLevels: { audit: 35, notice: 33 } }, s)
+    logger.trace('t')
+    logger.debug('d')
+    logger.info('i')
+    logger.notice('n')
+    logger.audit('a')
+    logger.warn('w')
+    logger.error('e')
+    logger.fatal('f')
+    await closeAndCheck(s)
+    expect(server.entries.map((e) => [parsed(e).msg, e.labels.level])).toEqual([
+      ['t', 'trace'], ['d', 'debug'], ['i', 'info'], ['n', 'notice'], ['a', 'audit'], ['w', 'warn'], ['e', 'error'], ['f', 'fatal'],
+    ])
+  })
+
+  it('useOnlyCustomLevels, and the customLevels option behind a wrapper stream', async () => {
+    const only = open()
+    const a = pino({ customLevels: { low: 10, high: 90 }, useOnlyCustomLevels: true, level: 'low' }, only)
+    a.low('l')
+    a.high('h')
+    await closeAndCheck(only)
+    // A wrapper that does not pass pino's level table on: the option names the level instead.
+    const wrapped = open({ customLevels: { audit: 35 } })
+    const b = pino({ customLevels: { audit: 35, odd: 37 } }, { writable: true, write: (line: string) => wrapped.write(line) } as unknown as pino.DestinationStream)
+    b.audit('a')
+    b.odd('o')
+    await closeAndCheck(wrapped)
+    expect(server.entries.map((e) => [parsed(e).msg, e.labels.level])).toEqual([
+      ['l', 'low'], ['h', 'high'], ['a', 'audit'], ['o', '37'],
+    ])
+  })
+
+  it("takes the time from the record in each of pino's time formats, else now", async () => {
+    const formats = {
+      epoch: pino.stdTimeFunctions.epochTime,
+      unix: pino.stdTimeFunctions.unixTime,
+      iso: pino.stdTimeFunctions.isoTime,
+      isoNano: pino.stdTimeFunctions.isoTimeNano,
+      none: false as const,
+    }
+    const s = open()
+    const before = Date.now()
+    for (const [name, timestamp] of Object.entries(formats)) pino({ timestamp }, s).info(name)
+    await closeAndCheck(s)
+    const ts = Object.fromEntries(server.entries.map((e) => [parsed(e).msg, { ns: BigInt(e.timestamp), time: parsed(e).time }]))
+    expect(ts.epoch!.ns / 1_000_000n).toBe(BigInt(ts.epoch!.time as number))
+    expect(ts.unix!.ns / 1_000_000_000n).toBe(BigInt(ts.unix!.time as number))
+    expect(Number(ts.iso!.ns / 1_000_000n)).toBe(Date.parse(ts.iso!.time as string))
+    // Nanoseconds kept as pino wrote them, not cut to milliseconds.
+    const nano = /\.(\d{9})Z$/.exec(ts.isoNano!.time as string)![1]!
+    expect(ts.isoNano!.ns % 1_000_000_000n).toBe(BigInt(nano))
+    expect(ts.none!.time).toBeUndefined()
+    expect(Number(ts.none!.ns / 1_000_000n)).toBeGreaterThanOrEqual(before)
+  })
+
+  it('ships a line that is not JSON as it is, with level unknown, and joins lines split across writes', async () => {
+    const s = open()
+    s.write('plain text, no JSON\n{"broken json\n')
+    s.write('{"level":30,"msg":"split ')
+    s.write('across writes"}\n')
+    // UTF-8 cut inside a character between two Buffer writes.
+    const bytes = Buffer.from('{"level":40,"msg":"é€"}\n')
+    s.write(bytes.subarray(0, 21))
+    s.write(bytes.subarray(21))
+    s.write('no newline at the end')
+    await closeAndCheck(s)
+    expect(server.entries.map((e) => [e.line, e.labels.level]).sort()).toEqual([
+      ['no newline at the end', 'unknown'],
+      ['plain text, no JSON', 'unknown'],
+      ['{"broken json', 'unknown'],
+      ['{"level":30,"msg":"split across writes"}', 'info'],
+      ['{"level":40,"msg":"é€"}', 'warn'],
+    ])
+  })
+})
+
+describe('lokiStream: labels, metadata and line options', () => {
+  it('lifts listed fields (bindings included) into labels and metadata, nothing else', async () => {
+    const s = open({ labelsFrom: ['service', 'env', 'obj'], metadataFrom: ['trace_id', 'req_id', 'user', 'missing'] })
+    const logger = pino(s).child({ service: 'billing', env: 'prod' })
+    logger.info({ trace_id: 'abc123', req_id: 42, user: { id: 7 }, obj: { no: 'label' }, path: '/x' }, 'charged')
+    logger.info({ env: '' }, 'empty value: no label')
+    await closeAndCheck(s)
+    const [a, b] = server.entries
+    expect(a!.labels).toEqual({ app: 'api', env: 'prod', level: 'info', service: 'billing' })
+    expect(a!.metadata).toEqual({ trace_id: 'abc123', req_id: '42', user: '{"id":7}' })
+    // The default line is the record as pino wrote it, lifted fields included.
+    expect(parsed(a!)).toMatchObject({ service: 'billing', trace_id: 'abc123', path: '/x' })
+    // pino writes the child's binding and the call's field both; the last one wins, as in JSON.parse.
+    expect(b!.labels).toEqual({ app: 'api', level: 'info', service: 'billing' })
+  })
+
+  it("levelAs 'metadata' and 'none'", async () => {
+    const m = open({ levelAs: 'metadata' })
+    pino(m).error('e')
+    await closeAndCheck(m)
+    const n = open({ levelAs: 'none' })
+    pino(n).error('e')
+    await closeAndCheck(n)
+    expect(server.entries.map((e) => [e.labels, e.metadata])).toEqual([
+      [{ app: 'api' }, { level: 'error' }],
+      [{ app: 'api' }, undefined],
+    ])
+  })
+
+  it("line 'message' sends the message only (the record when there is none); 'rest' drops what was lifted", async () => {
+    const msg = open({ line: 'message', metadataFrom: ['req_id'] })
+    const a = pino(msg)
+    a.info({ req_id: 'r1' }, 'just this')
+    a.info({ req_id: 'r2', n: 1 })
+    await closeAndCheck(msg)
+    const rest = open({ line: 'rest', labelsFrom: ['service'], metadataFrom: ['req_id'] })
+    pino({ base: { service: 'billing' } }, rest).info({ req_id: 'r3', kept: true }, 'hi')
+    await closeAndCheck(rest)
+    const [m1, m2, r] = server.entries
+    expect(m1!.line).toBe('just this')
+    expect(parsed(m2!)).toMatchObject({ req_id: 'r2', n: 1 })
+    expect(Object.keys(parsed(r!)).sort()).toEqual(['kept', 'msg', 'time'])
+    expect(r!.labels).toEqual({ app: 'api', level: 'info', service: 'billing' })
+    expect(r!.metadata).toEqual({ req_id: 'r3' })
+  })
+
+  it('refuses options that would misplace the level or leave entries without a stream', () => {
+    const base = { url: server.url, labels: { app: 'api' } }
+    expect(() => lokiStream({ ...base, labelsFrom: ['level'] })).toThrow(/labelsFrom.*levelAs/)
+    expect(() => lokiStream({ ...base, levelAs: 'nowhere' as 'label' })).toThrow(/Invalid option "levelAs"/)
+    expect(() => lokiStream({ ...base, line: 'all' as 'record' })).toThrow(/Invalid option "line"/)
+    expect(() => lokiStream({ ...base, labelsFrom: ['a'], metadataFrom: ['a'] })).toThrow(/already lifted/)
+    expect(() => lokiStream({ ...base, labelsFrom: 'service' as unknown as string[] })).toThrow(/labelsFrom/)
+    expect(() => lokiStream({ ...base, customLevels: { x: 'high' as unknown as number } })).toThrow(/customLevels\.x/)
+    expect(() => lokiStream({ url: server.url, levelAs: 'metadata' })).toThrow(/Invalid option "labels"/)
+    // Client options are still the client's to check.
+    expect(() => lokiStream({ ...base, concurency: 2 } as LokiPinoOptions)).toThrow(/Invalid option "concurency": unknown option/)
+  })
+})
+
+describe('lokiStream: failures and flushing', () => {
+  it('reports drops as events and on stderr, never through the logger', async () => {
+    server.setFault({ type: 'status', status: 400, body: 'bad labels' })
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      const s = open({ onFailure: 'stderr', batch: { maxWaitMs: 5 } })
+      const write = vi.spyOn(s, 'write')
+      const drops: unknown[] = []
+      s.on('lokiwire:drop', (d) => drops.push(d))
+      const logger = pino(s)
+      for (let i = 0; i < 10; i++) logger.info({ i }, 'x')
+      await new Promise<void>((resolve) => logger.flush(() => resolve()))
+      expect(drops).toEqual([expect.objectContaining({ kind: 'drop', total: 10, dropped: { rejected: 10 }, lastError: 'Loki answered 400: bad labels' })])
+      const printed = stderr.mock.calls.map((c) => String(c[0])).join('')
+      expect(printed).toContain('lokiwire: dropped 10 log entries (rejected: 10); last error: Loki answered 400: bad labels\n')
+      expect(write).toHaveBeenCalledTimes(10)
+      expect(s.client.stats().dropped.rejected).toBe(10)
+    } finally {
+      stderr.mockRestore()
+    }
+  })
+
+  it('logger.flush(cb) calls back once delivered; close() is idempotent and the stream is done after it', async () => {
+    const s = open()
+    const logger = pino(s)
+    for (let seq = 0; seq < 500; seq++) logger.info({ seq })
+    await new Promise<void>((resolve) => logger.flush(() => resolve()))
+    expect(server.entries).toHaveLength(500)
+    const [a, b] = await Promise.all([s.close(), s.close()])
+    expect(a).toBe(b)
+    expect(s.writable).toBe(false)
+    logger.info('after close')
+    expect(s.client.stats().dropped.closed).toBe(1)
+    assertIdentity(s.client)
+  })
+})
+
+describe('record mapping helpers', () => {
+  it('reads record times by magnitude and format', () => {
+    expect(readRecordTime(1_700_000_000)).toBe(1_700_000_000_000)
+    expect(readRecordTime(1_700_000_000_123)).toBe(1_700_000_000_123)
+    expect(readRecordTime(1_700_000_000_123_456)).toBe(1_700_000_000_123.456)
+    expect(readRecordTime('1700000000123456789')).toBe('1700000000123456789')
+    expect(readRecordTime('1700000000123')).toBe(1_700_000_000_123)
+    expect(readRecordTime('2023-11-14T22:13:20.123Z')).toBe(1_700_000_000_123)
+    expect(readRecordTime('2023-11-14T22:13:20.123456789Z')).toBe('1700000000123456789')
+    expect(readRecordTime('2023-11-15T00:13:20.5+02:00')).toBe(1_700_000_000_500)
+    expect(readRecordTime(new Date(1_700_000_000_000))).toBe(1_700_000_000_000)
+    for (const bad of ['yesterday', -1, Number.NaN, Infinity, null, {}, true]) expect(readRecordTime(bad)).toBeUndefined()
+  })
+
+  it('serialises anything without throwing', () => {
+    const cyclic: Record<string, unknown> = { a: 1 }
+    cyclic.self = cyclic
+    expect(safeJson(cyclic)).toBe('{"a":1,"self":"[Circular]"}')
+    expect(safeJson({ n: 10n })).toBe('{"n":"10"}')
+    expect(safeJson({ toJSON: () => { throw new Error('no') } })).toBe('"[Unserializable]"')
+    expect(safeJson(undefined)).toBe('undefined')
+  })
+})
+
+describe('lokiStream in a CommonJS application', () => {
+  let dir: string | undefined
+  beforeAll(() => {
+    requireBuild('pino/index.cjs')
+    dir = makeAppDir(['pino-app.cjs'], ['pino'])
+  })
+  afterAll(() => {
+    killAll()
+    removeAppDir(dir)
+  })
+
+  it('require("lokiwire/pino") works, and close() delivers before the process ends', async () => {
+    const r = await runChild(dir!, 'pino-app.cjs', ['stream', server.url, '2000'], { timeoutMs: 15_000 }).result
+    expect(r.killed).toBe(false)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.messages.find((m) => m.closed !== undefined)?.closed).toMatchObject({ ok: true, droppedEntries: 0 })
+    expect(new Set(server.entries.map((e) => parsed(e).seq)).size).toBe(2000)
+    expect(server.entries).toHaveLength(2000)
+  })
+})
