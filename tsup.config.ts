@@ -13,7 +13,8 @@ const entry = {
 const common: Options = {
   target: 'node20',
   platform: 'node',
-  splitting: false,
+  // One shared chunk for the core, so `transport.client instanceof LokiClient` holds across subpaths.
+  splitting: true,
   sourcemap: true,
   define: { __LOKIWIRE_VERSION__: JSON.stringify(version) },
 }

@@ -435,6 +435,22 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     spool.close()
   }
 
+  /** The limits this client runs with, defaults filled in. */
+  get limits(): { readonly maxBufferBytes: number; readonly closeTimeoutMs: number; readonly concurrency: number } {
+    const o = this.#opts
+    return { maxBufferBytes: o.maxBufferBytes, closeTimeoutMs: o.closeTimeoutMs, concurrency: o.concurrency }
+  }
+
+  /** What counts against `maxBufferBytes` now; the same as `stats().bufferUsedBytes`, without building the stats object. */
+  get bufferUsedBytes(): number {
+    return this.#batcher.bytes + this.#queue.bytes
+  }
+
+  /** 'open' until close() or destroy(). */
+  get state(): LokiClientStats['state'] {
+    return this.#state
+  }
+
   stats(): LokiClientStats {
     const q = this.#queue
     return {
@@ -446,7 +462,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       failedRequests: { ...this.#failed },
       inFlight: { requests: q.inFlightRequests, entries: q.inFlightEntries },
       buffered: { entries: this.#batcher.entries + q.entries - q.inFlightEntries, bytes: this.#batcher.bytes + q.bytes - q.inFlightBytes },
-      bufferUsedBytes: this.#batcher.bytes + q.bytes,
+      bufferUsedBytes: this.bufferUsedBytes,
       breaker: this.#breaker.state,
       connections: this.#transport.connections,
       listenerErrors: this.#listenerErrors,

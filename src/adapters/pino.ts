@@ -24,7 +24,7 @@ import type { LokiClientOptions } from '../options.js'
 import type { LogEntry } from '../types.js'
 import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
 import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
-import { maxBufferBytesOf, RoomGate } from './room.js'
+import { RoomGate } from './room.js'
 
 export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
 export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
@@ -68,9 +68,7 @@ const WORKER_CLOSE_CAP_MS = 9000
 const CONFIG_WAIT_MS = 1000
 /** A "line" longer than this without a newline is shipped as it is rather than held forever. */
 const MAX_PARTIAL_CHARS = 4 * 1024 * 1024
-/** The client's default closeTimeoutMs; the client does not expose its resolved options. */
-const DEFAULT_CLOSE_TIMEOUT_MS = 5000
-/** Lines pushed between two looks at the client's buffer (stats() allocates). */
+/** Lines pushed between two looks at the client's buffer: once per chunk of lines is enough. */
 const LINES_PER_ROOM_CHECK = 512
 
 interface PinoConfig {
@@ -100,7 +98,6 @@ class PinoPipeline {
   readonly client: LokiClient
   readonly reporter: Reporter
   readonly closeTimeoutMs: number
-  readonly maxBufferBytes: number
   readonly #mapper: RecordMapper
   readonly #customMessageKey: string | undefined
   #messageKey: string
@@ -132,8 +129,7 @@ class PinoPipeline {
     requireStream(client, mapping.levelAs)
     this.#mapper = new RecordMapper(mapping, 'level')
     this.client = new LokiClient(client)
-    this.closeTimeoutMs = typeof client.closeTimeoutMs === 'number' ? client.closeTimeoutMs : DEFAULT_CLOSE_TIMEOUT_MS
-    this.maxBufferBytes = maxBufferBytesOf(client)
+    this.closeTimeoutMs = this.client.limits.closeTimeoutMs
     this.reporter = new Reporter(this.client, { stderr: mapping.onFailure === 'stderr', ...hooks })
   }
 
@@ -327,7 +323,7 @@ class WorkerDestination extends Writable {
     // the callback, not by write() returning false.
     super({ decodeStrings: false, highWaterMark: 16 * 1024 * 1024 })
     this.#pipeline = pipeline
-    this.#gate = new RoomGate(pipeline.client, pipeline.maxBufferBytes)
+    this.#gate = new RoomGate(pipeline.client)
   }
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
@@ -357,7 +353,7 @@ class WorkerDestination extends Writable {
     this.#gate.close()
     // After a normal end the client is already closed and this is a no-op; otherwise (pino's
     // multistream tearing down, an abort) entries are counted as destroyed.
-    const state = this.#pipeline.client.stats().state
+    const state = this.#pipeline.client.state
     if (state === 'open' || state === 'closing') void this.#pipeline.destroy().then(() => cb(error))
     else cb(error)
   }

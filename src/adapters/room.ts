@@ -10,8 +10,6 @@
  */
 import type { LokiClient } from '../client.js'
 
-/** The client's default `maxBufferBytes`; the client does not expose its resolved options. */
-export const DEFAULT_MAX_BUFFER_BYTES = 64 * 1024 * 1024
 /** Longest wait for a delivery before the gate gives up on backpressure. */
 const HOLD_MS = 1000
 /** Room kept free below the limit: thread-stream hands over up to 4 MiB at once. */
@@ -37,9 +35,10 @@ export class RoomGate {
     if (this.#waiters.length > 0 && !this.full()) this.#release()
   }
 
-  constructor(client: LokiClient, maxBufferBytes: number) {
+  constructor(client: LokiClient) {
     this.#client = client
-    this.#threshold = maxBufferBytes - Math.min(MAX_HEADROOM, Math.floor(maxBufferBytes / 4))
+    const max = client.limits.maxBufferBytes
+    this.#threshold = max - Math.min(MAX_HEADROOM, Math.floor(max / 4))
     client.on('sent', this.#onProgress)
     client.on('drop', this.#onDrop)
   }
@@ -47,8 +46,8 @@ export class RoomGate {
   /** True when the caller should wait() before pushing more. */
   full(): boolean {
     if (this.#stalled || this.#closed) return false
-    const s = this.#client.stats()
-    return s.state === 'open' && s.bufferUsedBytes >= this.#threshold
+    const c = this.#client
+    return c.state === 'open' && c.bufferUsedBytes >= this.#threshold
   }
 
   /** Resolves when there is room, when Loki has made no progress for a while, or on close(). */
@@ -88,8 +87,4 @@ export class RoomGate {
     this.#client.off('sent', this.#onProgress)
     this.#client.off('drop', this.#onDrop)
   }
-}
-
-export function maxBufferBytesOf(options: { maxBufferBytes?: unknown }): number {
-  return typeof options.maxBufferBytes === 'number' ? options.maxBufferBytes : DEFAULT_MAX_BUFFER_BYTES
 }

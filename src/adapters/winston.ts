@@ -9,7 +9,7 @@ import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
 import type { LokiClientOptions } from '../options.js'
 import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
 import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
-import { maxBufferBytesOf, RoomGate } from './room.js'
+import { RoomGate } from './room.js'
 
 export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
 export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
@@ -34,7 +34,7 @@ export interface LokiTransportOptions extends LokiClientOptions, RecordMappingOp
   handleRejections?: boolean
 }
 
-/** How often log() asks the client whether its buffer is full: stats() allocates. */
+/** How often log() asks the client whether its buffer is full: once per run of records is enough. */
 const ROOM_CHECK_EVERY = 64
 
 const TRANSPORT_KEYS: readonly string[] = ['level', 'format', 'silent', 'handleExceptions', 'handleRejections']
@@ -76,7 +76,7 @@ export class LokiTransport extends TransportStream {
       onDrop: (s: LokiDropSummary) => this.emit('warn', s),
       onBreaker: (n: LokiBreakerNotice) => this.emit('warn', n),
     })
-    this.#gate = new RoomGate(this.client, maxBufferBytesOf(client))
+    this.#gate = new RoomGate(this.client)
   }
 
   override log(info: Info, next: () => void): void {
@@ -124,7 +124,7 @@ export class LokiTransport extends TransportStream {
 
   override _destroy(error: Error | null, cb: (error: Error | null) => void): void {
     this.#gate.close()
-    const state = this.client.stats().state
+    const state = this.client.state
     if (state === 'open' || state === 'closing') {
       void this.client.destroy().then(() => {
         this.#reporter.close()

@@ -158,7 +158,7 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
     if (e.error) remember(e.error.message)
   })
 
-  const full = () => client.stats().bufferUsedBytes > highWater
+  const full = () => client.bufferUsedBytes > highWater
 
   /** Pushes held lines while there is room; pauses stdin when there is not. */
   const feed = () => {
