@@ -154,7 +154,7 @@ export function safeJson(value: unknown): string {
   }
 }
 
-function stringValue(v: unknown): string | undefined {
+export function stringValue(v: unknown): string | undefined {
   switch (typeof v) {
     case 'string':
       return v

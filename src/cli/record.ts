@@ -1,3 +1,4 @@
+import { readRecordTime, safeJson, stringValue } from '../adapters/mapping.js'
 import type { LogEntry } from '../types.js'
 
 /*
@@ -44,44 +45,17 @@ export function levelName(v: unknown): string | undefined {
   return undefined
 }
 
-/**
- * Epoch numbers are told apart by magnitude, so seconds (pino's unixTime), milliseconds (pino's
- * default), microseconds and nanoseconds all land on the right date.
- */
-function fromEpoch(n: number, digits?: string): LogEntry['timestamp'] {
-  if (!(n >= 0) || !Number.isFinite(n)) return undefined
-  if (n < 1e11) return n * 1000
-  if (n < 1e14) return n
-  if (n < 1e17) return n / 1000
-  // Nanoseconds exceed a double's integer precision: keep them exact when they came as digits.
-  return digits !== undefined ? BigInt(digits) : BigInt(Math.round(n))
-}
-
-export function timestampOf(v: unknown): LogEntry['timestamp'] {
-  if (typeof v === 'number') return fromEpoch(v)
-  if (typeof v === 'string') {
-    const s = v.trim()
-    if (/^\d{1,20}$/.test(s)) return fromEpoch(Number(s), s)
-    const ms = Date.parse(s)
-    return ms >= 0 ? ms : undefined
-  }
-  return undefined
-}
-
 const TIME_FIELDS = ['time', 'timestamp', '@timestamp'] as const
 
 function labelValue(v: unknown): string | undefined {
-  if (typeof v === 'string') return v === '' ? undefined : v
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
   // Objects and arrays would make one stream per distinct value: not a label.
-  return undefined
+  const s = stringValue(v)
+  return s === '' ? undefined : s
 }
 
 function metadataValue(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined
-  if (typeof v === 'string') return v
-  if (typeof v === 'object') return JSON.stringify(v)
-  return String(v)
+  return stringValue(v) ?? safeJson(v)
 }
 
 export function createLineMapper(options: LineMapperOptions): (line: string) => LogEntry {
@@ -103,7 +77,7 @@ export function createLineMapper(options: LineMapperOptions): (line: string) => 
     const entry: { line: string; timestamp?: LogEntry['timestamp']; labels?: Record<string, string>; metadata?: Record<string, string> } = { line }
     for (const f of TIME_FIELDS) {
       if (r[f] === undefined) continue
-      const ts = timestampOf(r[f])
+      const ts = readRecordTime(r[f])
       if (ts !== undefined) entry.timestamp = ts
       break
     }
