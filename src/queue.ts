@@ -5,6 +5,7 @@ import type { BatchStream } from './types.js'
 /** A batch on its way to Loki. Its streams never change after it is cut. */
 export interface Batch {
   readonly id: number
+  /** Emptied when the batch ends (see finish()). */
   readonly streams: BatchStream[]
   readonly entries: number
   /** Buffer-limit cost of its entries. */
@@ -99,6 +100,11 @@ export class BatchQueue {
     this.pending.delete(batch)
     this.entries -= batch.entries
     this.bytes -= batch.bytes
+    // p-queue holds a batch in its task until a slot frees, which under a stalled Loki can be
+    // long after the batch was evicted or spooled: let go of its entries and body now, so
+    // memory follows maxBufferBytes rather than the number of batches cut.
+    batch.streams.length = 0
+    batch.body = undefined
     const waiters = batch.waiters
     batch.waiters = undefined
     if (waiters !== undefined) for (const w of waiters) w()

@@ -1,8 +1,12 @@
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import { ENTRY_OVERHEAD_BYTES } from '../src/client.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertIdentity, seqLines, waitUntil } from './helpers.js'
+
+v8.setFlagsFromString('--expose-gc')
 
 let srv: LokiTestServer
 let client: LokiClient | undefined
@@ -75,5 +79,37 @@ it('drop-oldest evicts waiting batches, never the ones on the wire, and delivers
   expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
   const expected = [...Array.from({ length: 10 }, (_, i) => line(i)), ...Array.from({ length: kept }, (_, i) => line(500 - kept + i))]
   expect(srv.entries.map((e) => e.line).sort()).toEqual(expected.sort())
+  assertIdentity(cl)
+})
+
+it('under a stalled Loki, memory follows the buffer limit, not the number of batches evicted', async () => {
+  // Evicted batches used to stay reachable from p-queue's waiting tasks until a slot freed.
+  const gc = vm.runInNewContext('gc') as () => void
+  const heap = () => {
+    gc()
+    gc()
+    return process.memoryUsage().heapUsed
+  }
+  srv.setFault({ type: 'stall' })
+  const cl = (client = new LokiClient({
+    url: srv.url,
+    labels: { app: 'overflow' },
+    concurrency: 1,
+    requestTimeoutMs: 60_000,
+    breaker: false,
+    overflow: 'drop-oldest',
+    maxBufferBytes: 1024 * 1024,
+    batch: { maxBytes: 256 * 1024, maxWaitMs: 10 },
+  }))
+  const before = heap()
+  const pad = 'x'.repeat(200)
+  for (let i = 0; i < 200_000; i++) cl.push({ line: `line ${i} ${pad}` })
+  await srv.waitFor((x) => x.requests.length >= 1)
+  const grown = heap() - before
+  const s = cl.stats()
+  expect(s.bufferUsedBytes).toBeLessThanOrEqual(1024 * 1024)
+  expect(s.dropped.buffer_full).toBeGreaterThan(190_000)
+  // 200k lines of ~210 bytes are ~45 MB: holding the evicted ones would show many times over.
+  expect(grown).toBeLessThan(8 * 1024 * 1024)
   assertIdentity(cl)
 })
