@@ -1,25 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LokiClient, LokiHttpError } from '../src/index.js'
 import type { FailedEvent } from '../src/index.js'
-import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
-import { assertExactlyOnce, assertIdentity, FAST, seqLines } from './helpers.js'
+import { assertExactlyOnce, assertIdentity, FAST, seqLines, useLoki } from './helpers.js'
 
-let srv: LokiTestServer
-let client: LokiClient | undefined
-
-beforeEach(async () => {
-  srv = await createLokiTestServer()
-})
-afterEach(async () => {
-  await client?.destroy()
-  client = undefined
-  await srv.close()
-})
+const loki = useLoki()
 
 function newClient(extra: Partial<ConstructorParameters<typeof LokiClient>[0]> = {}): LokiClient {
-  client = new LokiClient({ url: srv.url, labels: { app: 'test' }, ...FAST, ...extra })
-  expect(client.listenerCount('error' as never)).toBe(0)
-  return client
+  loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'test' }, ...FAST, ...extra })
+  expect(loki.client.listenerCount('error' as never)).toBe(0)
+  return loki.client
 }
 
 describe('response bodies are drained so one connection serves every push', () => {
@@ -31,15 +20,15 @@ describe('response bodies are drained so one connection serves every push', () =
   ]
   for (const c of cases) {
     it(c.name, async () => {
-      srv.setFault(c.fault)
+      loki.srv.setFault(c.fault)
       const cl = newClient({ concurrency: 1, retry: { maxAttempts: 1 }, breaker: false })
       for (let i = 0; i < 20; i++) {
         cl.push({ line: `n=${i}` })
         await cl.flush({ timeoutMs: 5000 })
       }
-      expect(srv.requests.filter((r) => r.path === '/loki/api/v1/push')).toHaveLength(20)
-      expect(srv.connections.total).toBe(1)
-      expect(srv.connections.peak).toBe(1)
+      expect(loki.srv.requests.filter((r) => r.path === '/loki/api/v1/push')).toHaveLength(20)
+      expect(loki.srv.connections.total).toBe(1)
+      expect(loki.srv.connections.peak).toBe(1)
       const s = cl.stats()
       expect(s.sent.entries + s.dropped.total).toBe(20)
       expect(c.failed ? s.dropped.total : s.sent.entries).toBe(20)
@@ -57,14 +46,14 @@ describe('what reaches Loki', () => {
     cl.push({ line: 'explicit ns', timestamp: 1732886400123456789n })
     const r = await cl.flush({ timeoutMs: 5000 })
     expect(r).toMatchObject({ ok: true, pendingEntries: 0, droppedEntries: 0 })
-    expect(srv.entries).toHaveLength(3)
-    const byLine = new Map(srv.entries.map((e) => [e.line, e]))
+    expect(loki.srv.entries).toHaveLength(3)
+    const byLine = new Map(loki.srv.entries.map((e) => [e.line, e]))
     expect(byLine.get('plain')!.labels).toEqual({ app: 'api', env: 'prod' })
     expect(byLine.get('with labels')!.labels).toEqual({ app: 'api', env: 'prod', level: 'warn', quote: 'a"b\\c\nd' })
     expect(byLine.get('with labels')!.metadata).toEqual({ trace_id: 'abc', n: '5' })
     expect(byLine.get('explicit ns')!.timestamp).toBe('1732886400123456789')
-    expect(srv.entries.every((e) => e.tenant === 'team-a')).toBe(true)
-    const req = srv.requests[0]!
+    expect(loki.srv.entries.every((e) => e.tenant === 'team-a')).toBe(true)
+    const req = loki.srv.requests[0]!
     expect(req.contentType).toBe('application/x-protobuf')
     expect(req.headers['user-agent']).toMatch(/^lokiwire\//)
   })
@@ -73,10 +62,10 @@ describe('what reaches Loki', () => {
     const cl = newClient({ encoding: 'json' })
     cl.push({ line: 'json line', metadata: { k: 'v' } })
     await cl.flush({ timeoutMs: 5000 })
-    expect(srv.entries.map((e) => e.line)).toEqual(['json line'])
-    expect(srv.entries[0]!.metadata).toEqual({ k: 'v' })
-    expect(srv.requests[0]!.contentEncoding).toBe('gzip')
-    expect(srv.requests[0]!.contentType).toBe('application/json')
+    expect(loki.srv.entries.map((e) => e.line)).toEqual(['json line'])
+    expect(loki.srv.entries[0]!.metadata).toEqual({ k: 'v' })
+    expect(loki.srv.requests[0]!.contentEncoding).toBe('gzip')
+    expect(loki.srv.requests[0]!.contentType).toBe('application/json')
   })
 
   it('gives identical lines in the same millisecond distinct timestamps so Loki keeps them all', async () => {
@@ -85,16 +74,16 @@ describe('what reaches Loki', () => {
     for (let i = 0; i < 5; i++) cl.push({ line: 'same line', timestamp: ts })
     for (let i = 0; i < 5; i++) cl.push({ line: 'same line', timestamp: new Date(ts) })
     await cl.flush({ timeoutMs: 5000 })
-    expect(srv.duplicates).toBe(0)
-    expect(srv.entries).toHaveLength(10)
-    expect(new Set(srv.entries.map((e) => e.timestamp)).size).toBe(10)
-    expect(srv.entries.every((e) => e.timestamp.startsWith(String(ts)))).toBe(true)
+    expect(loki.srv.duplicates).toBe(0)
+    expect(loki.srv.entries).toHaveLength(10)
+    expect(new Set(loki.srv.entries.map((e) => e.timestamp)).size).toBe(10)
+    expect(loki.srv.entries.every((e) => e.timestamp.startsWith(String(ts)))).toBe(true)
   })
 })
 
 describe('retries', () => {
   it('honours Retry-After on 429 and then delivers', async () => {
-    srv.queueFaults({ type: 'status', status: 429, headers: { 'retry-after': '1' }, body: 'Ingestion rate limit exceeded' })
+    loki.srv.queueFaults({ type: 'status', status: 429, headers: { 'retry-after': '1' }, body: 'Ingestion rate limit exceeded' })
     const cl = newClient({ retry: { minDelayMs: 1, maxDelayMs: 5 } })
     const retries: number[] = []
     cl.on('retry', (e) => retries.push(e.delayMs))
@@ -102,14 +91,14 @@ describe('retries', () => {
     const r = await cl.flush({ timeoutMs: 5000 })
     expect(r.ok).toBe(true)
     expect(retries).toEqual([1000])
-    const [first, second] = srv.requests
+    const [first, second] = loki.srv.requests
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(950)
-    expect(srv.entries.map((e) => e.line)).toEqual(['after 429'])
+    expect(loki.srv.entries.map((e) => e.line)).toEqual(['after 429'])
     expect(cl.stats().failedRequests.status429).toBe(1)
   })
 
   it('retries 500, 503, resets and connection closes, then delivers every line exactly once', async () => {
-    srv.queueFaults(
+    loki.srv.queueFaults(
       { type: 'status', status: 500, body: 'boom' },
       { type: 'reset' },
       { type: 'status', status: 503 },
@@ -120,8 +109,8 @@ describe('retries', () => {
     for (const line of lines) cl.push({ line })
     const r = await cl.flush({ timeoutMs: 10_000 })
     expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
-    assertExactlyOnce(srv.entries, lines)
-    expect(srv.duplicates).toBe(0)
+    assertExactlyOnce(loki.srv.entries, lines)
+    expect(loki.srv.duplicates).toBe(0)
     const s = cl.stats()
     expect(s.retries).toBe(4)
     expect(s.failedRequests).toMatchObject({ status5xx: 2, network: 2 })
@@ -130,14 +119,14 @@ describe('retries', () => {
 
   it('does not retry 400 and reports Loki\'s message', async () => {
     const body = "Max entry size '262144' bytes exceeded for stream '{app=\"x\"}' while adding an entry with length '307200' bytes\n"
-    srv.setFault({ type: 'status', status: 400, body })
+    loki.srv.setFault({ type: 'status', status: 400, body })
     const cl = newClient()
     const failed: FailedEvent[] = []
     cl.on('failed', (e) => failed.push(e))
     cl.push([{ line: 'a' }, { line: 'b' }])
     const r = await cl.flush({ timeoutMs: 5000 })
     expect(r.droppedEntries).toBe(2)
-    expect(srv.requests).toHaveLength(1)
+    expect(loki.srv.requests).toHaveLength(1)
     expect(failed).toHaveLength(1)
     expect(failed[0]!.willRetry).toBe(false)
     expect(failed[0]!.error).toBeInstanceOf(LokiHttpError)
@@ -146,26 +135,26 @@ describe('retries', () => {
   })
 
   it('surfaces a partial rejection and keeps the accepted entries', async () => {
-    srv.setFault({ type: 'partial', reject: (e) => (e.line.includes('bad') ? `entry with line '${e.line}' is invalid` : false) })
+    loki.srv.setFault({ type: 'partial', reject: (e) => (e.line.includes('bad') ? `entry with line '${e.line}' is invalid` : false) })
     const cl = newClient()
     const failed: FailedEvent[] = []
     cl.on('failed', (e) => failed.push(e))
     cl.push([{ line: 'good 1' }, { line: 'bad 1' }, { line: 'good 2' }])
     await cl.flush({ timeoutMs: 5000 })
-    expect(srv.entries.map((e) => e.line).sort()).toEqual(['good 1', 'good 2'])
+    expect(loki.srv.entries.map((e) => e.line).sort()).toEqual(['good 1', 'good 2'])
     expect(failed[0]!.status).toBe(400)
     expect((failed[0]!.error as LokiHttpError).body).toContain('bad 1')
-    expect(srv.requests).toHaveLength(1)
+    expect(loki.srv.requests).toHaveLength(1)
   })
 
   it('never retries 401, 403 and 404', async () => {
     for (const status of [401, 403, 404]) {
-      srv.reset()
-      srv.setFault({ type: 'status', status, body: 'no org id' })
+      loki.srv.reset()
+      loki.srv.setFault({ type: 'status', status, body: 'no org id' })
       const cl = newClient()
       cl.push({ line: `status ${status}` })
       await cl.flush({ timeoutMs: 5000 })
-      expect(srv.requests).toHaveLength(1)
+      expect(loki.srv.requests).toHaveLength(1)
       expect(cl.stats().dropped.rejected).toBe(1)
       expect(cl.stats().breaker).toBe('closed')
       await cl.destroy()
@@ -173,7 +162,7 @@ describe('retries', () => {
   })
 
   it('counts 260 as blocked, not sent', async () => {
-    srv.setFault({ type: 'status', status: 260, body: 'blocked by policy' })
+    loki.srv.setFault({ type: 'status', status: 260, body: 'blocked by policy' })
     const cl = newClient()
     cl.push({ line: 'blocked' })
     await cl.flush({ timeoutMs: 5000 })
@@ -182,25 +171,25 @@ describe('retries', () => {
   })
 
   it('splits a batch on 413 and delivers both halves', async () => {
-    srv.queueFaults({ type: 'status', status: 413, body: 'request entity too large' })
+    loki.srv.queueFaults({ type: 'status', status: 413, body: 'request entity too large' })
     const cl = newClient()
     const lines = seqLines(100)
     cl.push(lines.map((line) => ({ line })))
     const r = await cl.flush({ timeoutMs: 5000 })
     expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
-    assertExactlyOnce(srv.entries, lines)
-    expect(srv.requests.map((q) => q.entries)).toEqual([100, 50, 50])
+    assertExactlyOnce(loki.srv.entries, lines)
+    expect(loki.srv.requests.map((q) => q.entries)).toEqual([100, 50, 50])
     assertIdentity(cl)
   })
 
   it('drops as retries_exhausted after maxAttempts, with the last error', async () => {
-    srv.setFault({ type: 'status', status: 503 })
+    loki.srv.setFault({ type: 'status', status: 503 })
     const cl = newClient({ retry: { maxAttempts: 3, minDelayMs: 1, maxDelayMs: 5 }, breaker: false })
     const drops: string[] = []
     cl.on('drop', (e) => drops.push(`${e.reason}:${e.entries}:${(e.error as LokiHttpError).status}`))
     cl.push({ line: 'doomed' })
     await cl.flush({ timeoutMs: 5000 })
-    expect(srv.requests).toHaveLength(3)
+    expect(loki.srv.requests).toHaveLength(3)
     expect(drops).toEqual(['retries_exhausted:1:503'])
     assertIdentity(cl)
   })

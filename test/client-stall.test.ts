@@ -1,26 +1,15 @@
-import { afterEach, beforeEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { LokiClient, LokiTimeoutError } from '../src/index.js'
 import type { BreakerState, FailedEvent } from '../src/index.js'
-import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
-import { assertExactlyOnce, assertIdentity, extraResources, resources, seqLines, waitUntil } from './helpers.js'
+import { assertExactlyOnce, assertIdentity, extraResources, resources, seqLines, waitUntil, useLoki } from './helpers.js'
 
-let srv: LokiTestServer
-let client: LokiClient | undefined
-
-beforeEach(async () => {
-  srv = await createLokiTestServer()
-})
-afterEach(async () => {
-  await client?.destroy()
-  client = undefined
-  await srv.close()
-})
+const loki = useLoki()
 
 it('against a stalled Loki: connections stay within concurrency, attempts end at the deadline, flush and close keep theirs', async () => {
-  srv.setFault({ type: 'stall' })
+  loki.srv.setFault({ type: 'stall' })
   const before = resources()
-  const cl = (client = new LokiClient({
-    url: srv.url,
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
     labels: { app: 'stall' },
     concurrency: 2,
     requestTimeoutMs: 300,
@@ -37,7 +26,7 @@ it('against a stalled Loki: connections stay within concurrency, attempts end at
   // Server side, count requests being served at once: a socket the client already destroyed
   // can still be open in the server's books for a moment, so raw connection counts lag.
   let peakServing = 0
-  srv.on('change', (x) => {
+  loki.srv.on('change', (x) => {
     peakServing = Math.max(peakServing, x.requests.filter((r) => r.durationMs === undefined).length)
   })
   let peakInFlight = 0
@@ -57,7 +46,7 @@ it('against a stalled Loki: connections stay within concurrency, attempts end at
   expect(peakClientSockets).toBeLessThanOrEqual(2)
   expect(peakServing).toBe(2)
   expect(failures.every((f) => f.error instanceof LokiTimeoutError)).toBe(true)
-  const ended = srv.requests.filter((r) => r.durationMs !== undefined)
+  const ended = loki.srv.requests.filter((r) => r.durationMs !== undefined)
   expect(ended.length).toBeGreaterThan(0)
   // Each attempt is cut at its deadline, not left to hang (a generous bound: no timing claims).
   for (const r of ended) expect(r.durationMs!).toBeLessThan(300 + 1500)
@@ -78,7 +67,7 @@ it('against a stalled Loki: connections stay within concurrency, attempts end at
   expect(s.dropped.close_timeout).toBe(200)
   expect(s).toMatchObject({ state: 'closed', connections: 0, inFlight: { requests: 0, entries: 0 }, buffered: { entries: 0, bytes: 0 } })
   assertIdentity(cl)
-  await srv.waitFor((x) => x.connections.open === 0, { timeoutMs: 5000 })
+  await loki.srv.waitFor((x) => x.connections.open === 0, { timeoutMs: 5000 })
   expect(extraResources(before, resources())).toEqual([])
   expect(cl.push({ line: 'after close' })).toBe(false)
   expect(cl.stats().dropped.closed).toBe(1)
@@ -86,21 +75,21 @@ it('against a stalled Loki: connections stay within concurrency, attempts end at
 
 it('close() on a healthy Loki delivers everything and releases sockets, timers and handles', async () => {
   const before = resources()
-  const cl = (client = new LokiClient({ url: srv.url, labels: { app: 'close' }, batch: { maxEntries: 50 } }))
+  const cl = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'close' }, batch: { maxEntries: 50 } }))
   const lines = seqLines(1000)
   for (const line of lines) cl.push({ line })
   const r = await cl.close()
   expect(r).toMatchObject({ ok: true, pendingEntries: 0, droppedEntries: 0 })
-  assertExactlyOnce(srv.entries, lines)
+  assertExactlyOnce(loki.srv.entries, lines)
   expect(await cl.close()).toBe(r) // idempotent: the same result
-  await srv.waitFor((x) => x.connections.open === 0, { timeoutMs: 5000 })
+  await loki.srv.waitFor((x) => x.connections.open === 0, { timeoutMs: 5000 })
   expect(extraResources(before, resources())).toEqual([])
 })
 
 it('destroy() aborts requests in flight and counts everything buffered as destroyed', async () => {
-  srv.setFault({ type: 'stall' })
+  loki.srv.setFault({ type: 'stall' })
   const before = resources()
-  const cl = (client = new LokiClient({ url: srv.url, labels: { app: 'destroy' }, batch: { maxEntries: 10, maxWaitMs: 5 } }))
+  const cl = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'destroy' }, batch: { maxEntries: 10, maxWaitMs: 5 } }))
   for (const line of seqLines(100)) cl.push({ line })
   await waitUntil(() => cl.stats().inFlight.requests === 2, 'two requests in flight')
   await cl.destroy()
@@ -108,14 +97,14 @@ it('destroy() aborts requests in flight and counts everything buffered as destro
   expect(s.dropped.destroyed).toBe(100)
   expect(s.connections).toBe(0)
   assertIdentity(cl)
-  await srv.waitFor((x) => x.connections.open === 0, { timeoutMs: 5000 })
+  await loki.srv.waitFor((x) => x.connections.open === 0, { timeoutMs: 5000 })
   expect(extraResources(before, resources())).toEqual([])
 })
 
 it('the breaker opens, sends nothing while open, lets one probe through half-open, and closes', async () => {
-  srv.setFault({ type: 'status', status: 503, body: 'ingester unavailable' })
-  const cl = (client = new LokiClient({
-    url: srv.url,
+  loki.srv.setFault({ type: 'status', status: 503, body: 'ingester unavailable' })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
     labels: { app: 'breaker' },
     concurrency: 2,
     batch: { maxEntries: 5, maxWaitMs: 5 },
@@ -127,10 +116,10 @@ it('the breaker opens, sends nothing while open, lets one probe through half-ope
   let requestsAtHalfOpen = -1
   cl.on('breaker', ({ state }) => {
     states.push(state)
-    if (state === 'open' && requestsAtOpen < 0) requestsAtOpen = srv.requests.length
+    if (state === 'open' && requestsAtOpen < 0) requestsAtOpen = loki.srv.requests.length
     if (state === 'halfOpen' && requestsAtHalfOpen < 0) {
-      requestsAtHalfOpen = srv.requests.length
-      srv.setFault(null) // Loki recovers just before the probe
+      requestsAtHalfOpen = loki.srv.requests.length
+      loki.srv.setFault(null) // Loki recovers just before the probe
     }
   })
   const lines = seqLines(50)
@@ -139,20 +128,20 @@ it('the breaker opens, sends nothing while open, lets one probe through half-ope
   expect(states.slice(0, 3)).toEqual(['open', 'halfOpen', 'closed'])
   // Nothing but the requests already on the wire when it opened reached Loki while open.
   expect(requestsAtHalfOpen - requestsAtOpen).toBeLessThanOrEqual(1)
-  const probe = srv.requests[requestsAtHalfOpen]!
-  const next = srv.requests[requestsAtHalfOpen + 1]
+  const probe = loki.srv.requests[requestsAtHalfOpen]!
+  const next = loki.srv.requests[requestsAtHalfOpen + 1]
   if (next !== undefined) expect(next.at).toBeGreaterThanOrEqual(probe.at)
   expect(probe.status).toBe(204)
   const r = await cl.flush({ timeoutMs: 5000 })
   expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
-  assertExactlyOnce(srv.entries, lines)
+  assertExactlyOnce(loki.srv.entries, lines)
   assertIdentity(cl)
 })
 
 it('a failed half-open probe opens the breaker again; batches wait instead of being dropped', async () => {
-  srv.setFault({ type: 'status', status: 500 })
-  const cl = (client = new LokiClient({
-    url: srv.url,
+  loki.srv.setFault({ type: 'status', status: 500 })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
     labels: { app: 'breaker2' },
     concurrency: 1,
     batch: { maxEntries: 5, maxWaitMs: 5 },
@@ -162,13 +151,13 @@ it('a failed half-open probe opens the breaker again; batches wait instead of be
   const states: BreakerState[] = []
   cl.on('breaker', ({ state }) => {
     states.push(state)
-    if (states.filter((s) => s === 'halfOpen').length === 2) srv.setFault(null)
+    if (states.filter((s) => s === 'halfOpen').length === 2) loki.srv.setFault(null)
   })
   const lines = seqLines(20)
   for (const line of lines) cl.push({ line })
   await waitUntil(() => states.includes('closed'), 'recovery', 10_000)
   expect(states.slice(0, 5)).toEqual(['open', 'halfOpen', 'open', 'halfOpen', 'closed'])
   await cl.flush({ timeoutMs: 5000 })
-  assertExactlyOnce(srv.entries, lines)
+  assertExactlyOnce(loki.srv.entries, lines)
   expect(cl.stats().dropped.total).toBe(0)
 })

@@ -1,3 +1,4 @@
+import { afterEach, beforeEach } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import type { LokiClient } from '../src/index.js'
 
@@ -71,3 +72,20 @@ export const FAST = {
   retry: { minDelayMs: 5, maxDelayMs: 40 },
   batch: { maxWaitMs: 20 },
 } as const
+
+/**
+ * A fresh test receiver per test, and the test's client destroyed after it: the set-up most
+ * client tests share. Assign the client to `.client` so a failing test cannot leak it.
+ */
+export function useLoki(): { srv: LokiTestServer; client: LokiClient | undefined } {
+  const ctx = { client: undefined } as { srv: LokiTestServer; client: LokiClient | undefined }
+  beforeEach(async () => {
+    ctx.srv = await createLokiTestServer()
+  })
+  afterEach(async () => {
+    await ctx.client?.destroy()
+    ctx.client = undefined
+    await ctx.srv.close()
+  })
+  return ctx
+}

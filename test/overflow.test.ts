@@ -1,32 +1,22 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { afterEach, beforeEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import { ENTRY_OVERHEAD_BYTES } from '../src/client.js'
-import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
-import { assertIdentity, seqLines, waitUntil } from './helpers.js'
+import { assertIdentity, seqLines, waitUntil, useLoki } from './helpers.js'
 
 v8.setFlagsFromString('--expose-gc')
 
-let srv: LokiTestServer
-let client: LokiClient | undefined
-beforeEach(async () => {
-  srv = await createLokiTestServer()
-})
-afterEach(async () => {
-  await client?.destroy()
-  client = undefined
-  await srv.close()
-})
+const loki = useLoki()
 
 // Lines of a fixed size make every cost exact: 76 + 24 = 100 bytes each.
 const LINE_BYTES = 100 - ENTRY_OVERHEAD_BYTES
 const line = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(LINE_BYTES, 'x')
 
 it('drop-newest holds the limit in bytes and counts every refused entry', async () => {
-  srv.setFault({ type: 'stall' })
-  const cl = (client = new LokiClient({
-    url: srv.url,
+  loki.srv.setFault({ type: 'stall' })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
     labels: { app: 'overflow' },
     maxBufferBytes: 4096,
     batch: { maxBytes: 1024, maxWaitMs: 5 },
@@ -48,9 +38,9 @@ it('drop-newest holds the limit in bytes and counts every refused entry', async 
 })
 
 it('drop-oldest evicts waiting batches, never the ones on the wire, and delivers the newest', async () => {
-  srv.setFault({ type: 'stall' })
-  const cl = (client = new LokiClient({
-    url: srv.url,
+  loki.srv.setFault({ type: 'stall' })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
     labels: { app: 'overflow' },
     maxBufferBytes: 4096,
     batch: { maxBytes: 1024, maxWaitMs: 5 },
@@ -62,7 +52,7 @@ it('drop-oldest evicts waiting batches, never the ones on the wire, and delivers
   for (let i = 0; i < 10; i++) cl.push({ line: line(i) })
   // The first batch (seq 0-9) goes on the wire and stalls there.
   await waitUntil(() => cl.stats().inFlight.entries === 10, 'first batch in flight')
-  await srv.waitFor((x) => x.requests.length === 1 && x.requests[0]!.fault === 'stall')
+  await loki.srv.waitFor((x) => x.requests.length === 1 && x.requests[0]!.fault === 'stall')
   for (let i = 10; i < 500; i++) {
     expect(cl.push({ line: line(i) })).toBe(true)
     expect(cl.stats().bufferUsedBytes).toBeLessThanOrEqual(4096)
@@ -74,11 +64,11 @@ it('drop-oldest evicts waiting batches, never the ones on the wire, and delivers
   expect(kept).toBeGreaterThan(0)
   expect(s.dropped.buffer_full).toBe(500 - 10 - kept)
   // Loki recovers; the stalled attempt hits its deadline and is retried.
-  srv.setFault(null)
+  loki.srv.setFault(null)
   const r = await cl.flush({ timeoutMs: 10_000 })
   expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
   const expected = [...Array.from({ length: 10 }, (_, i) => line(i)), ...Array.from({ length: kept }, (_, i) => line(500 - kept + i))]
-  expect(srv.entries.map((e) => e.line).sort()).toEqual(expected.sort())
+  expect(loki.srv.entries.map((e) => e.line).sort()).toEqual(expected.sort())
   assertIdentity(cl)
 })
 
@@ -90,9 +80,9 @@ it('under a stalled Loki, memory follows the buffer limit, not the number of bat
     gc()
     return process.memoryUsage().heapUsed
   }
-  srv.setFault({ type: 'stall' })
-  const cl = (client = new LokiClient({
-    url: srv.url,
+  loki.srv.setFault({ type: 'stall' })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
     labels: { app: 'overflow' },
     concurrency: 1,
     requestTimeoutMs: 60_000,
@@ -104,7 +94,7 @@ it('under a stalled Loki, memory follows the buffer limit, not the number of bat
   const before = heap()
   const pad = 'x'.repeat(200)
   for (let i = 0; i < 200_000; i++) cl.push({ line: `line ${i} ${pad}` })
-  await srv.waitFor((x) => x.requests.length >= 1)
+  await loki.srv.waitFor((x) => x.requests.length >= 1)
   const grown = heap() - before
   const s = cl.stats()
   expect(s.bufferUsedBytes).toBeLessThanOrEqual(1024 * 1024)
