@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { lokiStream, type LokiPinoOptions, type LokiPinoStream } from '../src/adapters/pino.js'
 import { readRecordTime, safeJson } from '../src/adapters/mapping.js'
 import { createLokiTestServer, type LokiTestServer, type ReceivedEntry } from '../src/testing/index.js'
+import type { LogEntry } from '../src/types.js'
 import { assertIdentity } from './helpers.js'
 import { killAll, makeAppDir, removeAppDir, requireBuild, runChild } from './fixtures/app-dir.js'
 
@@ -133,6 +134,142 @@ describe('lokiStream: lines, levels, timestamps', () => {
       ['{"level":30,"msg":"split across writes"}', 'info'],
       ['{"level":40,"msg":"é€"}', 'warn'],
     ])
+  })
+})
+
+/** What a logger writes, one line each, without the newlines. */
+function written(log: (dest: pino.DestinationStream) => void): string[] {
+  const lines: string[] = []
+  log({ writable: true, write: (l: string) => void lines.push(l.replace(/\n$/, '')) } as pino.DestinationStream)
+  return lines
+}
+
+/** Entries a stream pushes to its client for `lines`, with how many JSON.parse calls each took. */
+function mapLines(s: LokiPinoStream, lines: readonly string[]): { entries: unknown[]; parses: number[] } {
+  const push = vi.spyOn(s.client, 'push').mockReturnValue(true)
+  const parse = vi.spyOn(JSON, 'parse')
+  const parses: number[] = []
+  try {
+    for (const line of lines) {
+      parse.mockClear()
+      s.write(line + '\n')
+      parses.push(parse.mock.calls.length)
+    }
+  } finally {
+    parse.mockRestore()
+  }
+  return { entries: push.mock.calls.map((c) => c[0]), parses }
+}
+
+describe("lokiStream: lines in pino's default form are read from their head", () => {
+  // A field no line has: the mapping then reads the record, so every line is parsed, while the
+  // entries it makes are the same as without it. That is the reference the head must match.
+  const parseAll = { metadataFrom: ['not_in_any_line'] }
+  const customLevels = { audit: 35 }
+
+  /** [what, line, read from its head without JSON.parse] */
+  const table: [string, string, boolean][] = []
+  const add = (what: string, lines: string[], head: boolean) => {
+    if (lines.length === 0) throw new Error(`${what}: nothing written`)
+    lines.forEach((l, i) => table.push([`${what} ${i}`, l, head]))
+  }
+  add('default', written((d) => {
+    const log = pino(d)
+    log.info({ seq: 1, user: 'u1' }, 'request handled')
+    log.warn('careful')
+    log.error(new Error('boom'))
+    log.info({ req: { method: 'GET', headers: { host: 'x' } }, list: [1, { a: null }], ok: true }, 'nested')
+    log.info({ who: 'Zoë' }, 'héllo € 😀 日本')
+    log.child({ service: 'billing' }).info({ quote: 'say "hi"', path: 'C:\\tmp' }, 'escapes')
+  }), true)
+  add('custom levels', written((d) => {
+    const log = pino({ customLevels: { audit: 35, odd: 37 } }, d)
+    log.audit('named by the option')
+    log.odd('named by nobody')
+  }), true)
+  add('epochTime', written((d) => pino({ timestamp: pino.stdTimeFunctions.epochTime }, d).info('ms')), true)
+  add('unixTime', written((d) => pino({ timestamp: pino.stdTimeFunctions.unixTime }, d).info('seconds')), true)
+  add('isoTime', written((d) => pino({ timestamp: pino.stdTimeFunctions.isoTime }, d).info('iso')), false)
+  add('isoTimeNano', written((d) => pino({ timestamp: pino.stdTimeFunctions.isoTimeNano }, d).info('iso')), false)
+  add('no time', written((d) => pino({ timestamp: false }, d).info('none')), false)
+  add('formatters.level', written((d) => pino({ formatters: { level: (label) => ({ level: label }) } }, d).info('named')), false)
+  add('only level and time', written((d) => pino({ base: null }, d).info({})), false)
+  // pino writes a record's own level or time after its head; JSON.parse keeps the last.
+  add('own level and time', written((d) => {
+    const log = pino(d)
+    log.info({ time: 5 }, 'own time')
+    log.info({ level: 'custom' }, 'own level')
+    log.child({ time: 7 }).info('binding')
+    pino({ mixin: () => ({ level: 50 }) }, d).info('mixin')
+  }), false)
+  add('control character', written((d) => pino(d).info('bell\u0007')), false)
+  add('a value "time"', written((d) => pino(d).info({ unit: 'time' }, 'x')), false)
+  add('hand-written, read from the head', [
+    '{"level":30,"time":1700000000000,"msg":"x"}',
+    '{"level":99,"time":1700000000000,"msg":"unnamed level"}',
+    '{"level":30,"time":1700000000,"msg":"seconds"}',
+    '{"level":30,"time":1700000000000123,"msg":"microseconds"}',
+    '{"level":30,"time":1700000000000123456,"msg":"nanoseconds, past exact doubles"}',
+  ], true)
+  add('hand-written, parsed', [
+    '{"level":30,"time":1700000000000,"msg":"cut sho',
+    '{"level":30,"time":01700000000000,"msg":"leading zero"}',
+    '{"level":30,"time":1700000000000.5,"msg":"fraction"}',
+    '{"level":30,"time":1.7e12,"msg":"exponent"}',
+    '{"level":-30,"time":1700000000000,"msg":"sign"}',
+    '{"level":30,"time":1700000000000,"msg":"trailing space"} ',
+    '{"level":30,"time":1700000000000,"level" :50,"msg":"spaced key"}',
+    '{"level":30,"time":1700000000000,"\\u006cevel":50,"msg":"escaped key"}',
+    '{"level" :30,"time":1700000000000,"msg":"spaced head"}',
+  ], false)
+
+  for (const levelAs of ['label', 'metadata', 'none'] as const) {
+    it(`gives the entries JSON.parse gives, levelAs '${levelAs}'`, () => {
+      const lines = table.map(([, line]) => line)
+      const fast = mapLines(open({ levelAs, customLevels }), lines)
+      const slow = mapLines(open({ levelAs, customLevels, ...parseAll }), lines)
+      expect(slow.parses.every((n) => n === 1)).toBe(true)
+      table.forEach(([what, , head], i) => {
+        expect(fast.entries[i], what).toEqual(slow.entries[i])
+        expect(fast.parses[i], what).toBe(head ? 0 : 1)
+      })
+    })
+  }
+
+  it('names the level through the same table and keeps the line and time exactly', () => {
+    const lines = [
+      '{"level":30,"time":1700000000000,"msg":"a"}',
+      '{"level":35,"time":1700000000000,"msg":"b"}',
+      '{"level":30,"time":1700000000,"msg":"c"}',
+      '{"level":30,"time":1700000000000,"msg":"parsed: not at the end"} ',
+    ]
+    const { entries, parses } = mapLines(open({ customLevels }), lines)
+    const [a, b, c, d] = entries as LogEntry[]
+    expect(parses).toEqual([0, 0, 0, 1])
+    expect(a).toEqual({ line: lines[0], labels: { level: 'info' }, timestamp: 1_700_000_000_000 })
+    expect(b).toEqual({ line: lines[1], labels: { level: 'audit' }, timestamp: 1_700_000_000_000 })
+    expect(c).toEqual({ line: lines[2], labels: { level: 'info' }, timestamp: 1_700_000_000_000 })
+    // One cached label object per level, whichever way the line was read.
+    expect(c!.labels).toBe(a!.labels)
+    expect(d!.labels).toBe(a!.labels)
+  })
+
+  it('parses every line when the mapping reads fields', () => {
+    const line = '{"level":30,"time":1700000000000,"service":"billing","msg":"x"}'
+    for (const options of [{ line: 'message' }, { line: 'rest' }, { labelsFrom: ['service'] }, { metadataFrom: ['service'] }] as const) {
+      expect(mapLines(open(options), [line]).parses, JSON.stringify(options)).toEqual([1])
+    }
+  })
+
+  it("keeps the head's level and time for a line broken between a pino head and a closing brace", () => {
+    // Not written by pino; telling it apart would take the parse the head saves (see readPinoHead).
+    const lines = ['{"level":30,"time":1700000000000,"msg":"x",}', '{"level":30,"time":1700000000000,"cut":{"after":"this"}']
+    const fast = mapLines(open(), lines).entries
+    const slow = mapLines(open(parseAll), lines).entries
+    lines.forEach((line, i) => {
+      expect(fast[i]).toEqual({ line, labels: { level: 'info' }, timestamp: 1_700_000_000_000 })
+      expect(slow[i]).toEqual({ line, labels: { level: 'unknown' } })
+    })
   })
 })
 

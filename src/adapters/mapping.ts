@@ -233,6 +233,15 @@ export class RecordMapper {
     return this.#o
   }
 
+  /**
+   * Whether map() looks at the record's fields. It does not when nothing is lifted and the line
+   * is the serialised record: a caller holding that text then need not build the record at all,
+   * only find the level and the time.
+   */
+  get readsRecord(): boolean {
+    return this.#liftsFields || this.#o.line !== 'record'
+  }
+
   /** `record` is read, never modified: winston hands the same info object to every transport. */
   map(record: Record<string, unknown>, parts: RecordParts, messageKey: string): LogEntry {
     const o = this.#o
