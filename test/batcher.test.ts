@@ -61,15 +61,23 @@ describe('batcher (fake timers: pure logic only)', () => {
     expect(batch!.streams[0]!.entries.map((e) => [e.ms, e.ns])).toEqual([[20, 0], [30, 2], [30, 5]])
   })
 
-  it('gives millisecond-precision entries of one stream in the same millisecond distinct nanoseconds, across cuts', () => {
+  it('gives a line repeated in the same millisecond of a stream the next nanosecond, across cuts', () => {
     b = new Batcher({ maxEntries: 2, maxBytes: 1e6, maxWaitMs: 500 }, (x) => batches.push(x))
     const s = b.stream(stream)
-    for (let i = 0; i < 5; i++) b.add(s, entry(1000, 'same'), false)
+    for (let i = 0; i < 3; i++) b.add(s, entry(1000, 'same'), false)
+    b.add(s, entry(1000, 'other'), false)
+    b.add(s, entry(1000, 'same'), false)
+    b.add(s, entry(1001, 'same'), false)
     b.add(s, entry(1001, 'same'), false)
     b.add(s, { ...entry(1001, 'same'), ns: 0 }, true) // precise timestamps are kept as given
     b.cut()
-    const stamps = batches.flatMap((x) => x.streams[0]!.entries.map((e) => `${e.ms}.${e.ns}`))
-    expect(stamps).toEqual(['1000.0', '1000.1', '1000.2', '1000.3', '1000.4', '1001.0', '1001.0'])
+    const stamps = batches.flatMap((x) => x.streams[0]!.entries.map((e) => `${e.line}@${e.ms}.${e.ns}`))
+    // Every (line, timestamp) pair is distinct, but for the precise entry given as it was.
+    expect(stamps.sort()).toEqual([
+      'other@1000.0',
+      'same@1000.0', 'same@1000.1', 'same@1000.2', 'same@1000.3',
+      'same@1001.0', 'same@1001.0', 'same@1001.1',
+    ])
   })
 
   it('clear() discards and reports what was buffered', () => {
