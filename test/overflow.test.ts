@@ -13,16 +13,20 @@ const loki = useLoki()
 const LINE_BYTES = 100 - ENTRY_OVERHEAD_BYTES
 const line = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(LINE_BYTES, 'x')
 
-it('drop-newest holds the limit in bytes and counts every refused entry', async () => {
+/** A 4 KiB buffer of 1 KiB batches in front of a stalled receiver: room for exactly 40 lines. */
+function tightClient(extra: Partial<ConstructorParameters<typeof LokiClient>[0]>): LokiClient {
   loki.srv.setFault({ type: 'stall' })
-  const cl = (loki.client = new LokiClient({
+  return (loki.client = new LokiClient({
     url: loki.srv.url,
     labels: { app: 'overflow' },
     maxBufferBytes: 4096,
     batch: { maxBytes: 1024, maxWaitMs: 5 },
-    overflow: 'drop-newest',
-    requestTimeoutMs: 60_000,
+    ...extra,
   }))
+}
+
+it('drop-newest holds the limit in bytes and counts every refused entry', async () => {
+  const cl = tightClient({ overflow: 'drop-newest', requestTimeoutMs: 60_000 })
   let accepted = 0
   for (let i = 0; i < 500; i++) {
     if (cl.push({ line: line(i) })) accepted++
@@ -38,17 +42,7 @@ it('drop-newest holds the limit in bytes and counts every refused entry', async 
 })
 
 it('drop-oldest evicts waiting batches, never the ones on the wire, and delivers the newest', async () => {
-  loki.srv.setFault({ type: 'stall' })
-  const cl = (loki.client = new LokiClient({
-    url: loki.srv.url,
-    labels: { app: 'overflow' },
-    maxBufferBytes: 4096,
-    batch: { maxBytes: 1024, maxWaitMs: 5 },
-    overflow: 'drop-oldest',
-    concurrency: 1,
-    requestTimeoutMs: 500,
-    retry: { minDelayMs: 1, maxDelayMs: 5 },
-  }))
+  const cl = tightClient({ overflow: 'drop-oldest', concurrency: 1, requestTimeoutMs: 500, retry: { minDelayMs: 1, maxDelayMs: 5 } })
   for (let i = 0; i < 10; i++) cl.push({ line: line(i) })
   // The first batch (seq 0-9) goes on the wire and stalls there.
   await waitUntil(() => cl.stats().inFlight.entries === 10, 'first batch in flight')
