@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { LokiClient } from '../client.js'
+import { LokiClient, type FlushResult } from '../client.js'
 import { LokiOptionError } from '../errors.js'
 import type { LokiClientOptions } from '../options.js'
 import { createLokiTestServer, type Fault, type LokiTestServer, type ReceivedEntry } from '../testing/server.js'
@@ -8,7 +8,8 @@ import { CONNECTION_FLAGS, CliUsageError, connectionOptions, formatFlags, int, p
 import type { CliIO } from './io.js'
 import { count, LatencyRecorder, ms, plural, RateMeter } from './metrics.js'
 import { Progress } from './progress.js'
-import { clientLogger, startService } from './service.js'
+import { lokiStream, type LokiPinoStream } from '../adapters/pino.js'
+import { clientLogger, loadPino, pinoLogger, startService, type ClientLogger } from './service.js'
 
 const DEFAULT_SECONDS = 16
 const QUICK_SECONDS = 5
@@ -31,7 +32,8 @@ export const DEMO_FLAGS: readonly FlagSpec[] = [
 export const DEMO_HELP = `Usage: lokiwire demo [--quick | --seconds <n>] [--url <url> [flags]]
 
 Starts the embedded Loki-compatible receiver (lokiwire/testing) and a small service logging
-through LokiClient, then puts the receiver through a fault act: it stalls, answers 500s, then
+through pino and lokiwire's pino stream (straight through LokiClient where pino is not
+installed), then puts the receiver through a fault act: it stalls, answers 500s, then
 recovers. The progress line shows the client holding its connections, backing off and catching
 up. The summary lists pushed, delivered and dropped lines, peak connections, request latency, and
 checks that the receiver holds every logged line exactly once (by sequence id). Exit status 0
@@ -134,16 +136,28 @@ export async function runDemo(argv: readonly string[], io: CliIO): Promise<numbe
     }
   }
 
+  // The service logs through pino and lokiwire's pino stream when pino is installed (always in
+  // this repository); from an installed lokiwire without pino, straight through LokiClient.
+  const pino = await loadPino()
   let client: LokiClient
+  let stream: LokiPinoStream | undefined
   try {
-    client = new LokiClient(options)
+    if (pino !== undefined) {
+      stream = lokiStream({ ...options, onFailure: 'silent' })
+      client = stream.client
+    } else {
+      client = new LokiClient(options)
+    }
   } catch (err) {
     await receiver?.close()
     if (err instanceof LokiOptionError) throw usageFromOptionError(err)
     throw err
   }
   try {
-    return await act(client, receiver, io, { runMs, rate, config, runId, url: conn.url })
+    const log = stream !== undefined ? pinoLogger(pino!, stream) : clientLogger(client)
+    const via = stream !== undefined ? "pino and lokiwire's pino stream" : 'LokiClient (pino is not installed)'
+    const close = (o: { timeoutMs: number }) => (stream !== undefined ? stream.close(o) : client.close(o))
+    return await act(client, log, receiver, io, { runMs, rate, config, runId, url: conn.url, via, close })
   } finally {
     await client.destroy()
     await receiver?.close()
@@ -156,9 +170,13 @@ interface ActOptions {
   config: DemoConfig
   runId: string
   url: string | undefined
+  /** What the service logs through, for the banner. */
+  via: string
+  /** Closes what the service logs through: the pino stream or the client. */
+  close: (o: { timeoutMs: number }) => Promise<FlushResult>
 }
 
-async function act(client: LokiClient, receiver: LokiTestServer | undefined, io: CliIO, o: ActOptions): Promise<number> {
+async function act(client: LokiClient, log: ClientLogger, receiver: LokiTestServer | undefined, io: CliIO, o: ActOptions): Promise<number> {
   const out = io.stdout
   const started = performance.now()
   const clock = () => `${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s`
@@ -170,7 +188,6 @@ async function act(client: LokiClient, receiver: LokiTestServer | undefined, io:
   const latency = new LatencyRecorder().start()
   const meter = new RateMeter()
   meter.rate(0)
-  const log = clientLogger(client)
 
   const progress = new Progress({
     out,
@@ -215,10 +232,10 @@ async function act(client: LokiClient, receiver: LokiTestServer | undefined, io:
   })
 
   if (receiver) {
-    out.write(`lokiwire demo: a service logs ${count(o.rate)} lines/s through LokiClient to an embedded Loki-compatible receiver at ${receiver.url}\n`)
+    out.write(`lokiwire demo: a service logs ${count(o.rate)} lines/s through ${o.via} to an embedded Loki-compatible receiver at ${receiver.url}\n`)
     out.write(`client: concurrency ${o.config.concurrency}, requestTimeoutMs ${o.config.requestTimeoutMs}, retry backoff 50-${o.config.maxDelayMs} ms with jitter, breaker probe every ${o.config.resetTimeoutMs} ms\n`)
   } else {
-    out.write(`lokiwire demo: a service logs ${count(o.rate)} lines/s through LokiClient to ${displayUrl(o.url!)}\n`)
+    out.write(`lokiwire demo: a service logs ${count(o.rate)} lines/s through ${o.via} to ${displayUrl(o.url!)}\n`)
     out.write(`find them with the LogQL query {app="lokiwire-demo", run="${o.runId}"}\n`)
     out.write('the fault act needs the embedded receiver and is skipped against a real Loki\n')
   }
@@ -250,7 +267,7 @@ async function act(client: LokiClient, receiver: LokiTestServer | undefined, io:
   receiver?.setFault(null)
   phase = { at: 1, name: 'closing', fault: null, say: () => '' }
   progress.note(`[${clock()}] ${interrupted ? `${interrupted}: ` : ''}service stopped after ${plural(service.logged, 'line')}; close() delivers what is left (deadline ${CLOSE_TIMEOUT_MS / 1000} s)`)
-  const closed = await client.close({ timeoutMs: CLOSE_TIMEOUT_MS })
+  const closed = await o.close({ timeoutMs: CLOSE_TIMEOUT_MS })
   progress.print()
   progress.stop()
   latency.stop()

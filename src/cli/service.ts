@@ -1,11 +1,11 @@
 import { hostname } from 'node:os'
+import type { LokiPinoStream } from '../adapters/pino.js'
 import type { LokiClient } from '../client.js'
 
 /**
- * The slice of pino's Logger API the demo service calls. A pino logger fits it as it is: once pino
- * is a runtime dependency, `const stream = lokiStream(options)` and `pino(stream)` replace
- * `new LokiClient(options)` and `clientLogger(client)`, with `stream.client` feeding the progress
- * line and the summary. Until then the demo needs nothing beyond lokiwire's own dependencies.
+ * The slice of pino's Logger API the demo service calls. A pino logger fits it as it is; where
+ * pino is not installed (it is not one of lokiwire's dependencies) `clientLogger` writes the
+ * same lines straight into a LokiClient.
  */
 export interface ServiceLogger {
   info(obj: Record<string, unknown>, msg: string): void
@@ -32,6 +32,41 @@ export function clientLogger(client: LokiClient): ClientLogger {
     client.push({ line, timestamp: time, labels: { level } })
   }
   return { info: log('info'), warn: log('warn'), error: log('error'), lineOf: (seq) => lines[seq] }
+}
+
+type PinoFactory = (options: object, destination: { write(line: string): void }) => ServiceLogger
+
+/** pino, when it can be imported from here: in this repository, or next to an installed lokiwire. */
+export async function loadPino(): Promise<PinoFactory | undefined> {
+  try {
+    const mod = (await import('pino')) as unknown as { default?: PinoFactory; pino?: PinoFactory }
+    return mod.default ?? mod.pino
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A real pino logger writing to lokiwire's pino stream. The lines pass through a tee that keeps
+ * each one by its sequence id, for the receiver-side check.
+ */
+export function pinoLogger(pino: PinoFactory, stream: LokiPinoStream): ClientLogger {
+  const lines: string[] = []
+  const tee = {
+    write(chunk: string): void {
+      const line = chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk
+      const seq = (JSON.parse(line) as { seq?: unknown }).seq
+      if (typeof seq === 'number') lines[seq] = line
+      stream.write(chunk)
+    },
+  }
+  const logger = pino({ base: { pid: process.pid, hostname: hostname() } }, tee)
+  return {
+    info: (obj, msg) => logger.info(obj, msg),
+    warn: (obj, msg) => logger.warn(obj, msg),
+    error: (obj, msg) => logger.error(obj, msg),
+    lineOf: (seq) => lines[seq],
+  }
 }
 
 const ROUTES = ['/api/orders', '/api/orders/:id', '/api/users/:id', '/api/cart', '/healthz'] as const
