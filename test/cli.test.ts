@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertExactlyOnce, seqLines } from './helpers.js'
@@ -126,6 +128,28 @@ it('exit 1 when retries run out, with the reason counted', async () => {
   const r = await runCli(['push', '--url', srv.url, '--labels', 'app=cli', '--max-attempts', '2'], 'a\nb\n')
   expect(r.code).toBe(1)
   expectOneLine(r, /^lokiwire: 2 lines dropped \(retries_exhausted: 2\); last error: Loki answered 503/)
+})
+
+it('--spool: lines Loki cannot take go to disk (exit 3); the next run sends them first (exit 0)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lokiwire-cli-spool-'))
+  try {
+    srv.setFault({ type: 'status', status: 503 })
+    const lines = seqLines(50, 'spooled')
+    const first = await runCli(['push', '--url', srv.url, '--labels', 'app=spool', '--max-attempts', '1', '--spool', dir], `${lines.join('\n')}\n`)
+    expect(first.code).toBe(3)
+    expectOneLine(first, /^lokiwire: 50 lines went to the spool this run; the spool holds [\d,]+ bytes for the next run with the same --spool$/)
+    expect(srv.entries).toHaveLength(0)
+    expect(readdirSync(dir).length).toBeGreaterThan(0)
+
+    srv.setFault(null)
+    const second = await runCli(['push', '--url', srv.url, '--labels', 'app=spool', '--spool', dir], 'fresh line\n')
+    expect(second.code).toBe(0)
+    expect(second.stderr).toBe('')
+    assertExactlyOnce(srv.entries, [...lines, 'fresh line'])
+    expect(readdirSync(dir)).toEqual([])
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 it('bad flags and bad URLs: exit 2 with one line on stderr, no stack trace, no credentials', async () => {

@@ -48,6 +48,7 @@ export const PUSH_FLAGS: readonly FlagSpec[] = [
   { name: 'max-attempts', type: 'string', value: '<n>', help: 'HTTP attempts per batch on 429, 5xx and network errors. Default: 10' },
   { name: 'retry-budget', type: 'string', value: '<ms>', help: 'Time a batch may spend on attempts and backoff. Default: 60000' },
   { name: 'close-timeout', type: 'string', value: '<ms>', help: 'At end of input or on a signal: deadline to deliver what is left.\nDefault: 10000' },
+  { name: 'spool', type: 'string', value: '<dir>', help: 'Keep lines Loki cannot take in time in this directory instead of dropping\nthem; the next run with the same --spool sends them first. One directory\nper running command' },
   { name: 'progress', type: 'boolean', help: 'Progress on stderr even when it is not a terminal (a line every 2 s)' },
   { name: 'quiet', type: 'boolean', help: 'No progress on a terminal; only failures are reported' },
   { name: 'help', type: 'boolean', short: 'h', help: 'Show this help' },
@@ -74,7 +75,8 @@ At end of input lokiwire delivers what is buffered within --close-timeout. On SI
 stops reading and does the same with what it has read; a second signal stops at once.
 
 Exit status: 0 every line was delivered; 1 lines were dropped (one line on stderr says how many
-and why); 2 bad flags or URL.
+and why); 2 bad flags or URL; 3 nothing was dropped but lines wait in the --spool directory for
+the next run.
 `
 
 export async function runPush(argv: readonly string[], io: CliIO): Promise<number> {
@@ -100,6 +102,7 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
   const retry: NonNullable<LokiClientOptions['retry']> = {}
   if (str(values, 'max-attempts') !== undefined) retry.maxAttempts = int(values, 'max-attempts', 10, 1)
   if (str(values, 'retry-budget') !== undefined) retry.budgetMs = int(values, 'retry-budget', 60_000, 1)
+  const spoolDir = str(values, 'spool')
 
   let client: LokiClient
   try {
@@ -114,6 +117,7 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
       closeTimeoutMs,
       // Closing is done here, with --close-timeout, whatever ends the input.
       flushOnExit: false,
+      ...(spoolDir !== undefined ? { spool: { dir: spoolDir } } : {}),
     })
   } catch (err) {
     if (err instanceof LokiOptionError) throw usageFromOptionError(err)
@@ -276,6 +280,11 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
   if (ending.kind === 'error') {
     stderr.write(`lokiwire: ${ending.message}; the ${plural(s.sent.entries, 'line')} read before it were delivered\n`)
     return 1
+  }
+  if (s.spool.bytes > 0) {
+    // Kept, not lost: a distinct status so scripts can tell "retry later" from "gone".
+    stderr.write(`lokiwire: ${plural(s.spool.written, 'line')} went to the spool this run; the spool holds ${count(s.spool.bytes)} bytes for the next run with the same --spool\n`)
+    return 3
   }
   if (progress) stderr.write(`lokiwire: ${plural(s.sent.entries, 'line')} delivered in ${plural(s.sent.batches, 'batch', 'batches')}${notes.length ? `; ${notes.join('; ')}` : ''}\n`)
   return 0
