@@ -193,6 +193,8 @@ export class Spool {
       this.#onProblem({ reason: 'read_failed', file: name, error })
       return
     }
+    // The acks below outlive this call; they must not hold on to the whole file through `data`.
+    const size = data.length
     const seg: ReadSegment = { name, outstanding: 0, done: false }
     const records: SpoolRecord[] = []
     let pos = 0
@@ -226,7 +228,7 @@ export class Spool {
           ack: () => {
             if (acked) return
             acked = true
-            if (--seg.outstanding === 0 && seg.done) this.#finishSegment(seg, data.length)
+            if (--seg.outstanding === 0 && seg.done) this.#finishSegment(seg, size)
           },
         })
       }
@@ -234,7 +236,7 @@ export class Spool {
     }
     seg.done = true
     this.#ready.push(...records)
-    if (seg.outstanding === 0) this.#finishSegment(seg, data.length)
+    if (seg.outstanding === 0) this.#finishSegment(seg, size)
   }
 
   /** Deleted only once every record in it was accepted by Loki or finally given up. */

@@ -16,3 +16,21 @@ it('a short seeded chaos soak holds every invariant', async () => {
   expect(result.lines.delivered).toBeGreaterThan(10_000)
   expect(result.lines.missingOther).toBe(0)
 }, 90_000)
+
+// An outage past the retry budget with a buffer too small to ride it out: without a spool both
+// lose lines. In fifteen seconds the outage fills the run but for about two healthy seconds at
+// each end, so the spool is written by eviction, exhausted retries and the open breaker alike, and
+// everything must come back through replay before close().
+it('with a spool, a long outage and a full buffer lose nothing', async () => {
+  const result = await runSoak({ seconds: 15, seed: SEED, spool: true, longOutage: true, overflow: 'drop-oldest' })
+  const report = formatReport(result)
+  expect(result.ok, report).toBe(true)
+  expect(result.dropped, report).toEqual({})
+  expect(result.lines.missingOther + result.lines.missingPoison, report).toBe(0)
+  const spool = result.spool!
+  expect(spool.written, report).toBeGreaterThan(1000)
+  expect(spool.loaded, report).toBe(spool.written)
+  expect(spool.errors, report).toBe(0)
+  expect(spool.writesBy.overflow, report).toBeGreaterThan(0)
+  expect(spool.writesBy.retries + spool.writesBy.breaker, report).toBeGreaterThan(0)
+}, 90_000)

@@ -1,12 +1,22 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import type { SpoolEvent } from '../src/index.js'
-import { Spool } from '../src/spool.js'
+import { Spool, type SpoolRecord } from '../src/spool.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertExactlyOnce, assertIdentity, seqLines, waitUntil } from './helpers.js'
+
+function resolveGc(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc
+  if (typeof g === 'function') return g
+  // Without --expose-gc on the command line: turn the flag on now and take gc from a fresh context.
+  v8.setFlagsFromString('--expose-gc')
+  return vm.runInNewContext('gc') as () => void
+}
 
 let dir: string
 beforeEach(() => {
@@ -75,6 +85,29 @@ describe('spool segments', () => {
     expect(lines).toEqual(['good-1', 'good-2'])
     expect(problems.map((p) => p.reason).sort()).toEqual(['corrupt_record', 'truncated_segment'])
     expect(readdirSync(dir)).toEqual(['notes.txt'])
+  })
+
+  it('a replayed segment holds memory for the records still outstanding, not for the whole file', () => {
+    const gc = resolveGc()
+    const external = () => {
+      gc()
+      gc()
+      return process.memoryUsage().arrayBuffers
+    }
+    const big = { ...opts(), maxBytes: 64 * 1024 * 1024 }
+    const a = new Spool(big, () => {})
+    for (let i = 0; i < 30; i++) a.write({ body: Buffer.alloc(256 * 1024, i), contentType: 'application/x-protobuf', contentEncoding: undefined }, 1)
+    a.close()
+    const before = external()
+    const b = new Spool(big, () => {})
+    const records: SpoolRecord[] = []
+    for (let r = b.next(); r !== undefined; r = b.next()) records.push(r)
+    expect(records).toHaveLength(30)
+    // One record (256 KiB) outstanding, as when the last batch of a segment is still on the wire.
+    for (const r of records.splice(0, 29)) r.ack()
+    expect(external() - before).toBeLessThan(2 * 1024 * 1024)
+    records[0]!.ack()
+    expect(readdirSync(dir)).toEqual([])
   })
 
   it('refuses writes beyond maxBytes and reports it', () => {

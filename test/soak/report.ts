@@ -9,6 +9,7 @@ function pairs(rec: Record<string, number | undefined>): string {
     .join(' ')
 }
 
+const round1 = (x: number) => Math.round(x * 10) / 10
 const signed = (x: number) => (x < 0 ? String(x) : `+${x}`)
 
 /** A compact, greppable summary; the first and last lines carry what is needed to replay. */
@@ -17,7 +18,7 @@ export function formatReport(r: SoakResult): string {
   const f = r.client.failedRequests
   const out = [
     `soak ${r.ok ? 'PASSED' : 'FAILED'}  seed=${r.seed} seconds=${r.seconds} rate=${r.rate}/s concurrency=${r.concurrency} encoding=${r.encoding}` +
-      `${r.overflow ? ` overflow=${r.overflow}` : ''}${r.longOutage ? ' long-outage' : ''}  (${(r.elapsedMs / 1000).toFixed(1)} s)`,
+      `${r.overflow ? ` overflow=${r.overflow}` : ''}${r.longOutage ? ' long-outage' : ''}${r.spool ? ' spool' : ''}  (${(r.elapsedMs / 1000).toFixed(1)} s)`,
     `  lines     pushed=${l.pushed} delivered=${l.delivered} poison=${l.poison} refused=${l.refused} missing: poison=${l.missingPoison} other=${l.missingOther}`,
     `  dropped   ${pairs(r.dropped)}`,
     `  requests  ${r.requests.total} at the receiver; answers: ${pairs(r.requests.byAnswer)}`,
@@ -32,6 +33,10 @@ export function formatReport(r: SoakResult): string {
       ` (limit ${r.heap.perBufferByte} x buffered + ${r.heap.allowanceMB} MB, at most +${r.heap.limitMB} MB with the ${r.bufferLimitMB} MiB buffer; +${r.heap.allowanceMB} MB once drained; ${r.heap.checks} checks)`,
     `  receiver  duplicates deduplicated=${r.duplicates}`,
   ]
+  if (r.spool !== undefined) {
+    const sp = r.spool
+    out.push(`  spool     written=${sp.written} loaded=${sp.loaded} errors=${sp.errors} peak=${round1(sp.peakBytes / 1024)} KiB; entries written by: ${pairs(sp.writesBy)}`)
+  }
   if (r.violation !== undefined) {
     const v = r.violation
     out.push(`  VIOLATION at t=${(v.atMs / 1000).toFixed(2)} s (phase ${v.phase}): ${v.message}`)

@@ -1,6 +1,6 @@
 /*
  * npm run soak -- [--seconds N] [--seed N] [--rate N] [--concurrency N] [--encoding protobuf|json]
- *                 [--overflow[=drop-newest|drop-oldest]] [--outage] [--quiet]
+ *                 [--overflow[=drop-newest|drop-oldest]] [--outage] [--spool] [--quiet]
  *
  * Exits 0 when every invariant held, 1 on the first violation (printed with the seed and a
  * command that replays it), 2 on bad arguments.
@@ -17,6 +17,8 @@ const USAGE = `usage: npm run soak -- [options]
   --overflow[=P]    small buffer, policy P drop-newest (default) or drop-oldest:
                     'buffer_full' drops expected and checked
   --outage          one outage longer than the retry budget: 'retries_exhausted' expected
+  --spool           durable spool in a temporary directory: what --outage and --overflow
+                    would drop must be replayed instead; only poison may be lost
   --quiet           no progress lines, only the report`
 
 function parseArgs(argv: string[]): SoakOptions & { quiet: boolean } {
@@ -66,6 +68,9 @@ function parseArgs(argv: string[]): SoakOptions & { quiet: boolean } {
       case '--outage':
         out.longOutage = true
         break
+      case '--spool':
+        out.spool = true
+        break
       case '--quiet':
         out.quiet = true
         break
@@ -97,7 +102,7 @@ const rate = options.rate ?? 2000
 if (!quiet) {
   process.stdout.write(
     `soak: seed=${options.seed} seconds=${seconds} rate=${rate} concurrency=${concurrency}\n` +
-      `      replay: ${replayCommand({ seconds, seed: options.seed, rate, concurrency, overflow: options.overflow, longOutage: options.longOutage ?? false, ...(options.encoding ? { encoding: options.encoding } : {}) })}\n`,
+      `      replay: ${replayCommand({ seconds, seed: options.seed, rate, concurrency, overflow: options.overflow, longOutage: options.longOutage ?? false, spool: options.spool ?? false, ...(options.encoding ? { encoding: options.encoding } : {}) })}\n`,
   )
 }
 

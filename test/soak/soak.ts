@@ -3,11 +3,14 @@
  * receiver runs a fault schedule drawn from the seed. Invariants are checked continuously and
  * the run stops at the first violation, so the seed and the moment are enough to replay it.
  */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { ErrorCodes, LokiClient, LokiHttpError } from '../../src/index.js'
-import type { DropEvent, DropReason, FailedEvent, LokiClientStats } from '../../src/index.js'
+import type { DropEvent, DropReason, FailedEvent, LokiClientStats, SpoolEvent } from '../../src/index.js'
 import { createLokiTestServer, PUSH_PATH, type Fault, type LokiTestServer, type ReceivedRequest } from '../../src/testing/index.js'
 import { Ledger } from './ledger.js'
 import { CLIENT_LABELS, lineFor, POISON_REJECT, SELECTORS, seqOf, STREAMS, TENANT } from './lines.js'
@@ -29,6 +32,11 @@ export interface SoakOptions {
   overflow?: 'drop-newest' | 'drop-oldest'
   /** One blackhole longer than the retry budget: 'retries_exhausted' drops become expected. */
   longOutage?: boolean
+  /**
+   * A durable spool in a fresh temporary directory. What the outage and the small buffer would
+   * drop must then reach the receiver through replay: only poison may be lost.
+   */
+  spool?: boolean
   /** Progress lines; none when absent. */
   log?: (line: string) => void
 }
@@ -38,6 +46,17 @@ export interface Violation {
   atMs: number
   phase: PhaseKind | 'warmup' | 'drain'
   message: string
+}
+
+export interface SpoolReport {
+  /** Entries written to and loaded back from the spool (the client's counters). */
+  written: number
+  loaded: number
+  errors: number
+  /** Most bytes the spool held at once. */
+  peakBytes: number
+  /** Entries written, by what sent them there (as far as the soak can tell from outside). */
+  writesBy: { overflow: number; retries: number; breaker: number; close: number }
 }
 
 export interface SoakResult {
@@ -50,6 +69,8 @@ export interface SoakResult {
   encoding: 'protobuf' | 'json'
   overflow: 'drop-newest' | 'drop-oldest' | undefined
   longOutage: boolean
+  /** Absent without --spool. */
+  spool: SpoolReport | undefined
   /** Command line that replays the run. */
   replay: string
   elapsedMs: number
@@ -123,6 +144,17 @@ const CLOSE_TIMEOUT_MS = 5000
 /** Receiver entries kept between resets; bounds its dedup set, which would otherwise grow with the run. */
 const RECEIVER_RESET_EVERY = 5000
 const WARMUP_LINES = 2000
+/**
+ * Shorter than the breaker's reset timeout, so every open breaker sends the batches holding a
+ * delivery slot to disk, not only outages that outlast the library's 30 s default.
+ */
+const SPOOL_BREAKER_WAIT_MS = 500
+/**
+ * Replay runs only while the client is open and is started by a delivery or the breaker
+ * closing; after the producer stops the soak waits this long for the spool to empty before
+ * closing, so that close() has nothing left to put back on disk.
+ */
+const SPOOL_DRAIN_TIMEOUT_MS = 20_000
 const MB = 1024 * 1024
 
 const STATUSES_EXPECTED: ReadonlySet<number> = new Set([400, 413, 429, 500, 502, 503, 504])
@@ -148,9 +180,10 @@ function bump(rec: Record<string, number>, key: string, by = 1): void {
 
 const round1 = (x: number) => Math.round(x * 10) / 10
 
-export function replayCommand(o: { seconds: number; seed: number; rate: number; concurrency: number; overflow?: string | undefined; longOutage: boolean; encoding?: string }): string {
+export function replayCommand(o: { seconds: number; seed: number; rate: number; concurrency: number; overflow?: string | undefined; longOutage: boolean; spool?: boolean; encoding?: string }): string {
   return `npm run soak -- --seconds ${o.seconds} --seed ${o.seed} --rate ${o.rate} --concurrency ${o.concurrency}` +
-    `${o.overflow === undefined ? '' : o.overflow === 'drop-newest' ? ' --overflow' : ` --overflow=${o.overflow}`}${o.longOutage ? ' --outage' : ''}${o.encoding ? ` --encoding ${o.encoding}` : ''}`
+    `${o.overflow === undefined ? '' : o.overflow === 'drop-newest' ? ' --overflow' : ` --overflow=${o.overflow}`}${o.longOutage ? ' --outage' : ''}` +
+    `${o.spool ? ' --spool' : ''}${o.encoding ? ` --encoding ${o.encoding}` : ''}`
 }
 
 export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
@@ -160,12 +193,15 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   const concurrency = options.concurrency ?? 2
   const overflow = options.overflow
   const longOutage = options.longOutage ?? false
+  const useSpool = options.spool ?? false
   const encoding = options.encoding ?? (mulberry32(mix(seed, 3))() < 0.75 ? 'protobuf' : 'json')
   const log = options.log
   if (!(seconds > 0) || !(rate > 0) || !Number.isInteger(concurrency) || concurrency < 1) {
     throw new Error('seconds and rate must be positive, concurrency a positive integer')
   }
-  if (longOutage && seconds < 30) throw new Error('a long outage needs at least 30 seconds')
+  // Below 30 s the outage is cut short by the healthy tail; from 15 s it still lasts almost twice
+  // the budget, which is what it is for.
+  if (longOutage && seconds < 15) throw new Error('a long outage needs at least 15 seconds')
 
   const schedule: Schedule = buildSchedule({ seed, seconds, rate, ...(longOutage ? { longOutageBudgetMs: LONG_OUTAGE_BUDGET_MS } : {}) })
   // Without --overflow the buffer holds the worst backlog twice over: 'buffer_full' is then a bug.
@@ -220,6 +256,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   let peakGrowth = 0
   let finalGrowth = 0
   let heapChecks = 0
+  let spoolPeakBytes = 0
+  const writesBy = { overflow: 0, retries: 0, breaker: 0, close: 0 }
+  /** Entries of the batch whose last 'failed' event was a 413 that will not be split. */
+  let unsplittable413: number | undefined
 
   const result: SoakResult = {
     ok: false,
@@ -231,7 +271,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     encoding,
     overflow,
     longOutage,
-    replay: replayCommand({ seconds, seed, rate, concurrency, overflow, longOutage, ...(options.encoding ? { encoding } : {}) }),
+    spool: undefined,
+    replay: replayCommand({ seconds, seed, rate, concurrency, overflow, longOutage, spool: useSpool, ...(options.encoding ? { encoding } : {}) }),
     elapsedMs: 0,
     lines: { pushed: 0, delivered: 0, poison: 0, refused: 0, missingPoison: 0, missingOther: 0 },
     dropped: {},
@@ -303,6 +344,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   }
 
   // ---- client ------------------------------------------------------------------------------
+  const spoolDir = useSpool ? mkdtempSync(join(tmpdir(), 'lokiwire-soak-')) : undefined
   const client = new LokiClient({
     url: srv.url,
     labels: CLIENT_LABELS,
@@ -315,6 +357,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     overflow: overflow ?? 'drop-newest',
     retry: { maxAttempts: 1000, minDelayMs: 50, maxDelayMs: 1000, budgetMs, maxRetryAfterMs: MAX_RETRY_WAIT_MS },
     breaker: { errorThresholdPercentage: 50, volumeThreshold: 5, resetTimeoutMs: 1000, rollingWindowMs: 5000 },
+    ...(spoolDir === undefined ? {} : { spool: { dir: spoolDir, breakerWaitMs: SPOOL_BREAKER_WAIT_MS } }),
   })
 
   snapshotDrops = () => client.stats().dropped
@@ -322,9 +365,16 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   /** Synchronous checks of the client's books; called between operations, never inside push(). */
   const checkClient = (where: string): LokiClientStats => {
     const s = client.stats()
-    const rhs = s.sent.entries + s.dropped.total + s.buffered.entries + s.inFlight.entries
-    if (s.pushed !== rhs) {
-      fail(`accounting identity broken (${where}): pushed ${s.pushed} != sent ${s.sent.entries} + dropped ${s.dropped.total} + buffered ${s.buffered.entries} + inFlight ${s.inFlight.entries}`)
+    const sp = s.spool
+    const rhs = s.sent.entries + s.dropped.total + sp.written + s.buffered.entries + s.inFlight.entries
+    spoolPeakBytes = Math.max(spoolPeakBytes, sp.bytes)
+    if (s.pushed + sp.loaded !== rhs) {
+      fail(`accounting identity broken (${where}): pushed ${s.pushed} + loaded ${sp.loaded} != sent ${s.sent.entries} + dropped ${s.dropped.total} + spooled ${sp.written} + buffered ${s.buffered.entries} + inFlight ${s.inFlight.entries}`)
+    } else if (sp.errors !== 0) {
+      fail(`spool reports ${sp.errors} errors (${where})`)
+    } else if (sp.loaded > sp.written) {
+      // The directory starts empty: nothing can be replayed that this client did not write.
+      fail(`spool loaded ${sp.loaded} entries but only ${sp.written} were written (${where})`)
     } else if (s.buffered.entries < 0 || s.inFlight.entries < 0 || s.buffered.bytes < 0) {
       fail(`negative gauge (${where}): buffered ${s.buffered.entries}/${s.buffered.bytes} B, inFlight ${s.inFlight.entries}`)
     } else if (s.connections > concurrency) {
@@ -340,6 +390,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
 
   const checkDrop = (e: DropEvent) => {
     const err = e.error
+    // The reasons a spool exists for: with one, each is a batch lost that replay should have saved.
+    if (useSpool && (e.reason === 'buffer_full' || e.reason === 'retries_exhausted' || e.reason === 'close_timeout')) {
+      return fail(`${e.entries} entries dropped as '${e.reason}' with a spool that should have taken them: ${err?.message ?? 'no error'}`)
+    }
     switch (e.reason) {
       case 'rejected':
         // A 400 ends the whole batch in the client's books, but only poison may have caused it.
@@ -357,6 +411,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       case 'too_large':
         // One-shot 413s halve a batch; only a single entry that meets one may be dropped.
         if (e.entries === 1 && err instanceof LokiHttpError && err.status === 413) return
+        if (unsplittable413 === e.entries) {
+          // Only a replay ends a batch of several entries on a 413: it holds wire bytes, not entries to halve.
+          return fail(`a replayed batch of ${e.entries} entries met a one-shot 413 and was dropped whole: replays are not split`)
+        }
         return fail(`${e.entries} entries dropped as 'too_large': ${err?.message ?? ''}`)
       default:
         return fail(`${e.entries} entries dropped as '${e.reason}', which no fault in the schedule explains: ${err?.message ?? ''}`)
@@ -366,6 +424,10 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   const checkFailed = (e: FailedEvent) => {
     if (!ERROR_CODES_EXPECTED.has(e.error.code)) return fail(`attempt failed with ${e.error.code}: ${e.error.message}`)
     if (e.status !== undefined && !STATUSES_EXPECTED.has(e.status)) return fail(`attempt failed with status ${e.status}, which the schedule never answers: ${e.error.message}`)
+    // A retryable failure with no retry left: with a spool, the batch goes to disk next.
+    const retryable = e.status === undefined || e.status === 429 || e.status >= 500
+    unsplittable413 = e.status === 413 && !e.willRetry && e.entries > 1 ? e.entries : undefined
+    if (useSpool && !e.willRetry && retryable) writesBy.retries += e.entries
   }
 
   client.on('drop', (e) => {
@@ -388,6 +450,9 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     if (e.state === 'open') breakerOpened++
     if (!pushing) checkClient("'breaker'")
   })
+  client.on('spool', (e: SpoolEvent) => {
+    fail(`spool problem '${e.reason}'${e.file === undefined ? '' : ` on ${e.file}`}: ${e.error instanceof Error ? e.error.message : String(e.error ?? '')}`)
+  })
   ;(client as unknown as NodeJS.EventEmitter).on('error', (err: unknown) => fail(`client emitted 'error': ${String(err)}`))
 
   const onUnhandled = (err: unknown) => fail(`unhandled rejection: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
@@ -398,6 +463,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
   // ---- producer ----------------------------------------------------------------------------
   const pushLines = (n: number) => {
     ledger.ensure(nextSeq + n)
+    // Only push() evicts, and with a spool every eviction is a write.
+    const writtenBefore = useSpool ? client.stats().spool.written : 0
     pushing = true
     try {
       for (let i = 0; i < n; i++) {
@@ -409,7 +476,8 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     } finally {
       pushing = false
     }
-    checkClient('after push')
+    const s = checkClient('after push')
+    writesBy.overflow += s.spool.written - writtenBefore
   }
 
   let stepIdx = 0
@@ -480,9 +548,12 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       base = seq
     }
     if (base === undefined) return
-    const outstanding = s.buffered.entries + s.inFlight.entries
+    // Spooled entries not yet loaded back are as outstanding as buffered ones: replay must catch up too.
+    const onDisk = s.spool.written - s.spool.loaded
+    const outstanding = s.buffered.entries + s.inFlight.entries + onDisk
     if (outstanding > nextSeq - base) {
-      fail(`client has not caught up ${Math.round(t - end)} ms after the last fault: ${outstanding} entries outstanding, ` +
+      fail(`client has not caught up ${Math.round(t - end)} ms after the last fault: ${outstanding} entries outstanding` +
+        `${useSpool ? ` (${onDisk} of them in the spool, ${s.spool.bytes} B)` : ''}, ` +
         `only ${nextSeq - base} pushed in the last ${RECOVERY_MS} ms (breaker ${s.breaker}, ${s.inFlight.requests} requests in flight)`)
     }
   }
@@ -555,6 +626,26 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       const f = await Promise.race([client.flush({ timeoutMs: DRAIN_TIMEOUT_MS }), aborted])
       if (f !== undefined && !f.ok) fail(`client did not drain within ${DRAIN_TIMEOUT_MS} ms of a healthy receiver: ${f.pendingEntries} entries pending, breaker ${client.stats().breaker}`)
     }
+    if (violation === undefined && useSpool) {
+      // flush() waits only for batches that existed when it was called; replays loaded after
+      // that are new batches. "Empty" means every record was loaded, delivered and its segment
+      // deleted, all without a push to set it off: a replay that needs fresh traffic would
+      // leave data on disk at an idle process's close.
+      const until = performance.now() + SPOOL_DRAIN_TIMEOUT_MS
+      for (;;) {
+        const s = checkClient('spool drain')
+        if (violation !== undefined) break
+        if (s.spool.bytes === 0 && s.buffered.entries === 0 && s.inFlight.entries === 0) break
+        if (performance.now() >= until) {
+          fail(`spool not replayed within ${SPOOL_DRAIN_TIMEOUT_MS} ms of the producer stopping: ${s.spool.bytes} B on disk, ` +
+            `${s.spool.written - s.spool.loaded} entries not loaded, ${s.buffered.entries} buffered, ${s.inFlight.entries} in flight, breaker ${s.breaker}`)
+          break
+        }
+        await Promise.race([client.flush({ timeoutMs: Math.max(1, until - performance.now()) }), aborted])
+        await Promise.race([new Promise((resolve) => setTimeout(resolve, TICK_MS)), aborted])
+      }
+    }
+    const writtenBeforeClose = client.stats().spool.written
     if (violation === undefined) {
       let timer: NodeJS.Timeout | undefined
       const closing = client.close({ timeoutMs: CLOSE_TIMEOUT_MS })
@@ -574,6 +665,13 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
         fail(`after close: state ${s.state}, buffered ${s.buffered.entries}, inFlight ${s.inFlight.entries}/${s.inFlight.requests} requests`)
       } else if (s.connections !== 0) {
         fail(`client reports ${s.connections} connections after close()`)
+      }
+      writesBy.close = s.spool.written - writtenBeforeClose
+      if (spoolDir !== undefined && violation === undefined) {
+        const left = readdirSync(spoolDir)
+        if (writesBy.close !== 0) fail(`close() of a drained client wrote ${writesBy.close} entries to the spool`)
+        else if (s.spool.loaded !== s.spool.written) fail(`after close: spool loaded ${s.spool.loaded} entries of ${s.spool.written} written`)
+        else if (s.spool.bytes !== 0 || left.length !== 0) fail(`after close the spool holds ${s.spool.bytes} B in ${left.length} files: ${left.slice(0, 3).join(', ')}`)
       }
     }
     if (violation === undefined) {
@@ -643,6 +741,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     if (monitor !== undefined) clearInterval(monitor)
     if (!closed || violation !== undefined) await client.destroy()
     await srv.close()
+    if (spoolDir !== undefined) rmSync(spoolDir, { recursive: true, force: true })
     // A rejection left behind by the shutdown itself is reported on the next turns of the loop.
     await new Promise((resolve) => setTimeout(resolve, 20))
     process.off('unhandledRejection', onUnhandled)
@@ -672,5 +771,11 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
     checks: heapChecks,
   }
   result.duplicates = receiverDuplicates + crossResetDuplicates
+  if (useSpool) {
+    const sp = s.spool
+    // What no other cause explains: batches that waited out SPOOL_BREAKER_WAIT_MS on an open breaker.
+    const breaker = sp.written - writesBy.overflow - writesBy.retries - writesBy.close
+    result.spool = { written: sp.written, loaded: sp.loaded, errors: sp.errors, peakBytes: spoolPeakBytes, writesBy: { ...writesBy, breaker } }
+  }
   return result
 }
