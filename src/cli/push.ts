@@ -22,7 +22,6 @@ import { count, plural, RateMeter } from './metrics.js'
 import { Progress } from './progress.js'
 import { createLineMapper, type InputFormat } from './record.js'
 
-const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
 /** The client's default maxLineBytes: a longer line would be cut there anyway. */
 const MAX_LINE_BYTES = 256 * 1024
@@ -31,7 +30,7 @@ const MAX_LINE_BYTES = 256 * 1024
  * when the mark is crossed (64 KiB from a pipe) so pausing never turns into dropping.
  */
 const HIGH_WATER = 0.8
-/** Buffer usage is re-checked after this much text, not after every line: stats() allocates. */
+/** Buffer usage is re-checked once per this much text: about one pipe chunk, so a pause lands near the mark. */
 const CHECK_EVERY_BYTES = 64 * 1024
 const PLAIN_PROGRESS_MS = 2000
 
@@ -94,7 +93,7 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
   if (format !== 'auto' && format !== 'text') throw new CliUsageError(`--format: expected auto or text, got ${JSON.stringify(format)}`)
   if (values.progress === true && values.quiet === true) throw new CliUsageError('--progress and --quiet contradict each other')
 
-  const maxBufferBytes = bytes(values, 'max-buffer', DEFAULT_MAX_BUFFER)
+  const maxBufferBytes = str(values, 'max-buffer') === undefined ? undefined : bytes(values, 'max-buffer', 0)
   const closeTimeoutMs = int(values, 'close-timeout', DEFAULT_CLOSE_TIMEOUT_MS, 0, 3_600_000)
   const batch: NonNullable<LokiClientOptions['batch']> = {}
   if (str(values, 'batch-wait') !== undefined) batch.maxWaitMs = int(values, 'batch-wait', 1000)
@@ -112,7 +111,7 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
       labels: streamLabels,
       batch,
       retry,
-      maxBufferBytes,
+      ...(maxBufferBytes !== undefined ? { maxBufferBytes } : {}),
       maxLineBytes: MAX_LINE_BYTES,
       closeTimeoutMs,
       // Closing is done here, with --close-timeout, whatever ends the input.
@@ -127,7 +126,6 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
   const showProgress = values.progress === true || (io.stderr.isTTY === true && values.quiet !== true)
   return pipe(client, io, {
     mapLine: createLineMapper({ format, jsonLabels: list(values, 'json-labels'), jsonMetadata: list(values, 'json-metadata') }),
-    maxBufferBytes,
     closeTimeoutMs,
     showProgress,
   })
@@ -135,7 +133,6 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
 
 interface PipeOptions {
   mapLine: ReturnType<typeof createLineMapper>
-  maxBufferBytes: number
   closeTimeoutMs: number
   showProgress: boolean
 }
@@ -145,7 +142,7 @@ type Ending = { kind: 'eof' } | { kind: 'signal'; signal: NodeJS.Signals } | { k
 async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<number> {
   const { stdin, stderr } = io
   const splitter = new LineSplitter(MAX_LINE_BYTES)
-  const highWater = opts.maxBufferBytes * HIGH_WATER
+  const highWater = client.limits.maxBufferBytes * HIGH_WATER
   /** Lines read but not yet pushed: what is held back while stdin is paused. */
   let pending: string[] = []
   let head = 0
