@@ -156,7 +156,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       opts.spool?.breakerWaitMs,
     )
     this.#batcher = new Batcher(opts.batch, (cut: CutBatch) => {
-      this.#queue.enqueue(createBatch(cut.streams, cut.entries, cut.bytes))
+      this.#queue.enqueue(createBatch(cut.data, cut.entries, cut.bytes))
     })
     const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
     this.#defaultStream = defaults === undefined ? undefined : this.#batcher.stream(defaults, true)
@@ -215,7 +215,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     if (this.#batcher.bytes + this.#queue.bytes + cost > opts.maxBufferBytes && !this.#makeRoom(cost)) {
       return this.#refuse('buffer_full')
     }
-    this.#batcher.add(stream, { ms: ts.ms, ns: ts.ns, line, lineBytes, meta, cost }, ts.precise)
+    this.#batcher.add(stream, ts, line, lineBytes, meta, cost)
     return true
   }
 
@@ -279,7 +279,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     let body = batch.body
     if (body === undefined) {
       try {
-        body = encodeBodySync(batch.streams, { encoding: this.#opts.encoding, gzipLevel: this.#opts.gzipLevel })
+        if (batch.data === undefined) throw new Error('batch has neither entries nor a body')
+        body = encodeBodySync(batch.data, { encoding: this.#opts.encoding, gzipLevel: this.#opts.gzipLevel })
       } catch (error) {
         this.#spoolErrors++
         this.#emit('spool', { reason: 'write_failed', error: new LokiError(ErrorCodes.ENCODE, 'could not encode a batch for the spool', { cause: error }) })
@@ -301,7 +302,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     while (this.#batcher.bytes + this.#queue.bytes < room) {
       const record = spool.next()
       if (record === undefined) return
-      const batch = createBatch([], record.entries, record.body.body.length)
+      const batch = createBatch(undefined, record.entries, record.body.body.length)
       batch.body = record.body
       batch.onFinish = record.ack
       this.#spoolLoaded += record.entries

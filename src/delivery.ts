@@ -1,11 +1,11 @@
 import type { Breaker } from './breaker.js'
-import { encodeBody, type EncodeOptions } from './encode/index.js'
+import { encodeBody, entryCount, halveBatch, type EncodeOptions } from './encode/index.js'
 import { ErrorCodes, LokiError } from './errors.js'
 import type { FailedEvent, RetryEvent, SentEvent } from './events.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
 import { decideRetry, type RetryPolicy } from './retry.js'
 import type { Transport } from './transport.js'
-import type { BatchStream, DropReason } from './types.js'
+import type { DropReason } from './types.js'
 
 export interface DeliveryHooks {
   sent(e: SentEvent): void
@@ -30,27 +30,6 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     timer.unref()
     signal.addEventListener('abort', done, { once: true })
   })
-}
-
-/** Halves a batch's streams: by stream when there are several, by entries inside a single one. */
-function halve(streams: BatchStream[]): [BatchStream[], BatchStream[]] {
-  if (streams.length > 1) {
-    const mid = streams.length >> 1
-    return [streams.slice(0, mid), streams.slice(mid)]
-  }
-  const s = streams[0]!
-  const mid = s.entries.length >> 1
-  return [[{ ...s, entries: s.entries.slice(0, mid) }], [{ ...s, entries: s.entries.slice(mid) }]]
-}
-
-function sizeOf(streams: BatchStream[]): { entries: number; bytes: number } {
-  let entries = 0
-  let bytes = 0
-  for (const s of streams) {
-    entries += s.entries.length
-    for (const e of s.entries) bytes += e.cost
-  }
-  return { entries, bytes }
 }
 
 /**
@@ -117,7 +96,8 @@ export class Delivery {
       }
       if (batch.body === undefined) {
         try {
-          batch.body = await encodeBody(batch.streams, this.encoding)
+          if (batch.data === undefined) throw new Error('batch has neither entries nor a body')
+          batch.body = await encodeBody(batch.data, this.encoding)
         } catch (err) {
           this.#drop(batch, 'encode_error', new LokiError(ErrorCodes.ENCODE, 'could not encode the batch', { cause: err }))
           return
@@ -159,7 +139,7 @@ export class Delivery {
         case 'too_large':
           this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: batch.entries > 1 })
           // A replayed batch has only its wire bytes: it cannot be split.
-          if (batch.entries <= 1 || batch.streams.length === 0) this.#drop(batch, 'too_large', result.error)
+          if (batch.entries <= 1 || batch.data === undefined) this.#drop(batch, 'too_large', result.error)
           else await this.#split(batch)
           return
         case 'retryable': {
@@ -182,10 +162,12 @@ export class Delivery {
    * Whoever waits on the parent (flush) is released only when both halves have ended.
    */
   async #split(parent: Batch): Promise<void> {
-    const children = halve(parent.streams).map((streams) => {
-      const { entries, bytes } = sizeOf(streams)
-      return createBatch(streams, entries, bytes)
-    })
+    // The caller checked that the parent still has its entries.
+    const data = parent.data!
+    // Each half is charged its share of the parent's buffer cost, by encoded size.
+    const children = halveBatch(data).map((half) =>
+      createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length)),
+    )
     const waiters = parent.waiters
     parent.waiters = undefined
     for (const child of children) this.queue.track(child)

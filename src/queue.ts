@@ -1,12 +1,14 @@
 import PQueue from 'p-queue'
-import type { EncodedBody } from './encode/index.js'
-import type { BatchStream } from './types.js'
+import type { EncodedBatch, EncodedBody } from './encode/index.js'
 
-/** A batch on its way to Loki. Its streams never change after it is cut. */
+/** A batch on its way to Loki. Its entries never change after it is cut. */
 export interface Batch {
   readonly id: number
-  /** Emptied when the batch ends (see finish()). */
-  readonly streams: BatchStream[]
+  /**
+   * Its entries, encoded; released when the batch ends (see finish()). Undefined for a batch
+   * replayed from the spool, which has only its wire body.
+   */
+  data: EncodedBatch | undefined
   readonly entries: number
   /** Buffer-limit cost of its entries. */
   readonly bytes: number
@@ -27,10 +29,10 @@ export interface Batch {
 
 let nextBatchId = 1
 
-export function createBatch(streams: BatchStream[], entries: number, bytes: number): Batch {
+export function createBatch(data: EncodedBatch | undefined, entries: number, bytes: number): Batch {
   return {
     id: nextBatchId++,
-    streams,
+    data,
     entries,
     bytes,
     controller: new AbortController(),
@@ -103,7 +105,7 @@ export class BatchQueue {
     // p-queue holds a batch in its task until a slot frees, which under a stalled Loki can be
     // long after the batch was evicted or spooled: let go of its entries and body now, so
     // memory follows maxBufferBytes rather than the number of batches cut.
-    batch.streams.length = 0
+    batch.data = undefined
     batch.body = undefined
     const waiters = batch.waiters
     batch.waiters = undefined

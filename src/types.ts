@@ -14,29 +14,26 @@ export interface LogEntry {
 }
 
 /**
- * One entry as the pipeline holds it. The timestamp is split into integer epoch milliseconds and
- * the nanoseconds within that millisecond so the hot path never allocates a bigint.
+ * An entry as plain data, for encodeStreams(): the client itself encodes entries at push time.
+ * The timestamp is split into integer epoch milliseconds and the nanoseconds within that
+ * millisecond so no bigint is needed.
  */
-export interface Entry {
+export interface PlainEntry {
   ms: number
   /** Nanoseconds within the millisecond, 0..999_999. */
   ns: number
   line: string
-  /** UTF-8 length of `line`. */
-  lineBytes: number
   /** Flattened structured metadata: [name0, value0, name1, value1, ...]. */
-  meta: string[] | undefined
-  /** What this entry counts against the buffer limit. */
-  cost: number
+  meta?: string[] | undefined
 }
 
-/** A stream inside a batch: its labels and its entries sorted by timestamp. */
-export interface BatchStream {
+/** A stream of plain entries with its labels. */
+export interface PlainStream {
   /** Label set, names sorted. */
   labels: Readonly<Record<string, string>>
   /** Prometheus-style selector, e.g. `{app="api", level="info"}`, as protobuf wants it. */
   selector: string
-  entries: Entry[]
+  entries: PlainEntry[]
 }
 
 /** The reasons an entry can be dropped. Each is counted in `stats().dropped`. */

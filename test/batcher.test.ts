@@ -1,9 +1,18 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { Batcher, type CutBatch } from '../src/batcher.js'
-import type { Entry } from '../src/types.js'
+import { Batcher, type CutBatch, type StreamBuffer } from '../src/batcher.js'
+import { decodePushRequest } from '../src/testing/index.js'
 
 const stream = { selector: '{app="a"}', labels: { app: 'a' } }
-const entry = (ms: number, line = 'l', cost = 10): Entry => ({ ms, ns: 0, line, lineBytes: line.length, meta: undefined, cost })
+
+/** Adds a line at `ms` (millisecond precision unless `ns` is given) that costs 10 bytes. */
+function add(b: Batcher, s: StreamBuffer, ms: number, line = 'l', ns?: number): void {
+  b.add(s, { ms, ns: ns ?? 0, precise: ns !== undefined }, line, Buffer.byteLength(line), undefined, 10)
+}
+
+/** What a cut batch carries, decoded from its protobuf request. */
+function decoded(batch: CutBatch) {
+  return decodePushRequest(batch.data.request).streams
+}
 
 describe('batcher (fake timers: pure logic only)', () => {
   let batches: CutBatch[]
@@ -20,7 +29,7 @@ describe('batcher (fake timers: pure logic only)', () => {
   it('cuts on max entries', () => {
     b = new Batcher({ maxEntries: 3, maxBytes: 1e6, maxWaitMs: 1000 }, (x) => batches.push(x))
     const s = b.stream(stream)
-    for (let i = 0; i < 7; i++) b.add(s, entry(i), false)
+    for (let i = 0; i < 7; i++) add(b, s, i)
     expect(batches.map((x) => x.entries)).toEqual([3, 3])
     expect(b.entries).toBe(1)
   })
@@ -28,16 +37,16 @@ describe('batcher (fake timers: pure logic only)', () => {
   it('cuts before an entry that would overflow max bytes', () => {
     b = new Batcher({ maxEntries: 100, maxBytes: 25, maxWaitMs: 1000 }, (x) => batches.push(x))
     const s = b.stream(stream)
-    for (let i = 0; i < 5; i++) b.add(s, entry(i), false)
+    for (let i = 0; i < 5; i++) add(b, s, i)
     expect(batches.map((x) => [x.entries, x.bytes])).toEqual([[2, 20], [2, 20]])
   })
 
   it('cuts after max wait with an unref\'d timer, once', () => {
     b = new Batcher({ maxEntries: 100, maxBytes: 1e6, maxWaitMs: 500 }, (x) => batches.push(x))
     const s = b.stream(stream)
-    b.add(s, entry(1), false)
+    add(b, s, 1)
     vi.advanceTimersByTime(499)
-    b.add(s, entry(2), false)
+    add(b, s, 2)
     expect(batches).toHaveLength(0)
     vi.advanceTimersByTime(1)
     expect(batches.map((x) => x.entries)).toEqual([2])
@@ -51,27 +60,28 @@ describe('batcher (fake timers: pure logic only)', () => {
     const s1 = b.stream(stream)
     const s2 = b.stream({ selector: '{app="b"}', labels: { app: 'b' } })
     expect(b.stream(stream)).toBe(s1)
-    b.add(s1, { ...entry(30), ns: 5 }, true)
-    b.add(s2, entry(10), false)
-    b.add(s1, { ...entry(30), ns: 2 }, true)
-    b.add(s1, entry(20), false)
+    add(b, s1, 30, 'x', 5)
+    add(b, s2, 10)
+    add(b, s1, 30, 'y', 2)
+    add(b, s1, 20, 'z')
     b.cut()
     const [batch] = batches
-    expect(batch!.streams.map((x) => x.selector)).toEqual(['{app="a"}', '{app="b"}'])
-    expect(batch!.streams[0]!.entries.map((e) => [e.ms, e.ns])).toEqual([[20, 0], [30, 2], [30, 5]])
+    expect(decoded(batch!).map((x) => x.labels)).toEqual([{ app: 'a' }, { app: 'b' }])
+    expect(decoded(batch!)[0]!.entries.map((e) => [e.timestamp, e.line])).toEqual([['20000000', 'z'], ['30000002', 'y'], ['30000005', 'x']])
+    expect(batch!.data.streams.map((x) => x.count)).toEqual([3, 1])
   })
 
   it('gives a line repeated in the same millisecond of a stream the next nanosecond, across cuts', () => {
     b = new Batcher({ maxEntries: 2, maxBytes: 1e6, maxWaitMs: 500 }, (x) => batches.push(x))
     const s = b.stream(stream)
-    for (let i = 0; i < 3; i++) b.add(s, entry(1000, 'same'), false)
-    b.add(s, entry(1000, 'other'), false)
-    b.add(s, entry(1000, 'same'), false)
-    b.add(s, entry(1001, 'same'), false)
-    b.add(s, entry(1001, 'same'), false)
-    b.add(s, { ...entry(1001, 'same'), ns: 0 }, true) // precise timestamps are kept as given
+    for (let i = 0; i < 3; i++) add(b, s, 1000, 'same')
+    add(b, s, 1000, 'other')
+    add(b, s, 1000, 'same')
+    add(b, s, 1001, 'same')
+    add(b, s, 1001, 'same')
+    add(b, s, 1001, 'same', 0) // precise timestamps are kept as given
     b.cut()
-    const stamps = batches.flatMap((x) => x.streams[0]!.entries.map((e) => `${e.line}@${e.ms}.${e.ns}`))
+    const stamps = batches.flatMap((x) => decoded(x)[0]!.entries.map((e) => `${e.line}@${BigInt(e.timestamp) / 1_000_000n}.${BigInt(e.timestamp) % 1_000_000n}`))
     // Every (line, timestamp) pair is distinct, but for the precise entry given as it was.
     expect(stamps.sort()).toEqual([
       'other@1000.0',
@@ -83,8 +93,8 @@ describe('batcher (fake timers: pure logic only)', () => {
   it('clear() discards and reports what was buffered', () => {
     b = new Batcher({ maxEntries: 100, maxBytes: 1e6, maxWaitMs: 500 }, (x) => batches.push(x))
     const s = b.stream(stream)
-    b.add(s, entry(1), false)
-    b.add(s, entry(2), false)
+    add(b, s, 1)
+    add(b, s, 2)
     expect(b.clear()).toEqual({ entries: 2, bytes: 20 })
     expect(vi.getTimerCount()).toBe(0)
     b.cut()

@@ -4,9 +4,9 @@ import { compressSync } from 'snappy'
 import { Client, request } from 'undici'
 import type { Dispatcher } from 'undici'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { encodeBody, encodeJson, encodeProtobuf } from '../src/encode/index.js'
+import { encodeBody, encodeJson as encodeJsonBatch, encodeStreams } from '../src/encode/index.js'
 import type { EncodedBody } from '../src/encode/index.js'
-import type { BatchStream, Entry } from '../src/types.js'
+import type { PlainEntry as Entry, PlainStream as BatchStream } from '../src/types.js'
 import { createLokiTestServer, decodeJsonPush, decodePushRequest, parseSelector } from '../src/testing/index.js'
 import type { LokiTestServer } from '../src/testing/index.js'
 
@@ -14,9 +14,12 @@ import type { LokiTestServer } from '../src/testing/index.js'
 // Fixtures
 
 function mkEntry(ms: number, ns: number, line: string, meta?: Record<string, string>): Entry {
-  const lineBytes = Buffer.byteLength(line)
-  return { ms, ns, line, lineBytes, meta: meta === undefined ? undefined : Object.entries(meta).flat(), cost: lineBytes + 32 }
+  return { ms, ns, line, meta: meta === undefined ? undefined : Object.entries(meta).flat() }
 }
+
+/** The client's protobuf request (before snappy) and JSON body for plain streams. */
+const encodeProtobuf = (streams: BatchStream[]) => encodeStreams(streams).request
+const encodeJson = (streams: BatchStream[]) => encodeJsonBatch(encodeStreams(streams))
 
 /** Built here rather than with the receiver's own formatter so the two cannot agree by accident. */
 function selectorOf(labels: Record<string, string>): string {
@@ -308,7 +311,7 @@ describe('createLokiTestServer', () => {
 
   it('round-trips protobuf + snappy from encodeBody, recording tenant and request details', async () => {
     const streams = tricky()
-    const encoded = await encodeBody(streams, { encoding: 'protobuf', gzipLevel: 0 })
+    const encoded = await encodeBody(encodeStreams(streams), { encoding: 'protobuf', gzipLevel: 0 })
     const reply = await pushBody(srv, encoded, { 'x-scope-orgid': 'team-a' })
     expect(reply).toMatchObject({ status: 204, text: '' })
 
@@ -335,7 +338,7 @@ describe('createLokiTestServer', () => {
 
   it('accepts JSON + gzip from encodeBody', async () => {
     const streams = tricky()
-    const encoded = await encodeBody(streams, { encoding: 'json', gzipLevel: 6 })
+    const encoded = await encodeBody(encodeStreams(streams), { encoding: 'json', gzipLevel: 6 })
     expect(encoded.contentEncoding).toBe('gzip')
     expect((await pushBody(srv, encoded)).status).toBe(204)
     expect(srv.entries.map(({ labels, timestamp, line, metadata }) => ({ labels, timestamp, line, metadata }))).toEqual(

@@ -1,12 +1,13 @@
 import { gzip as gzipCb, gzipSync } from 'node:zlib'
 import { promisify } from 'node:util'
 import { compressSync } from 'snappy'
-import type { BatchStream } from '../types.js'
 import { encodeJson } from './json.js'
-import { encodeProtobuf } from './protobuf.js'
+import type { EncodedBatch } from './request.js'
 
-export { encodeJson, nanosString } from './json.js'
-export { encodeProtobuf } from './protobuf.js'
+export { encodeJson } from './json.js'
+export { EntryBuffer } from './entries.js'
+export { buildRequest, encodeStreams, entryCount, halveBatch } from './request.js'
+export type { EncodedBatch, StreamPart, StreamSpan } from './request.js'
 
 const gzip = promisify(gzipCb)
 
@@ -30,26 +31,26 @@ export interface EncodeOptions {
  * expects for application/x-protobuf); gzip for JSON runs on libuv's thread pool so a large
  * batch never blocks the event loop.
  */
-export async function encodeBody(streams: readonly BatchStream[], opts: EncodeOptions): Promise<EncodedBody> {
+export async function encodeBody(batch: EncodedBatch, opts: EncodeOptions): Promise<EncodedBody> {
   if (opts.encoding === 'json' && opts.gzipLevel > 0) {
-    const json = Buffer.from(encodeJson(streams))
+    const json = Buffer.from(encodeJson(batch))
     return { body: await gzip(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
   }
-  return encodeBodySync(streams, opts)
+  return encodeBodySync(batch, opts)
 }
 
 /** The same body, synchronously: for the spool at process exit, where no callback will run. */
-export function encodeBodySync(streams: readonly BatchStream[], opts: EncodeOptions): EncodedBody {
+export function encodeBodySync(batch: EncodedBatch, opts: EncodeOptions): EncodedBody {
   if (opts.encoding === 'protobuf') {
     return {
       // copyOutputData: without it the binding hands back an external buffer whose setup costs
       // about five times the compression itself (measured: 0.38 ms vs 1.96 ms per 1.1 MB batch).
-      body: compressSync(encodeProtobuf(streams), { copyOutputData: true }),
+      body: compressSync(batch.request, { copyOutputData: true }),
       contentType: 'application/x-protobuf',
       contentEncoding: undefined,
     }
   }
-  const json = Buffer.from(encodeJson(streams))
+  const json = Buffer.from(encodeJson(batch))
   if (opts.gzipLevel > 0) return { body: gzipSync(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
   return { body: json, contentType: 'application/json', contentEncoding: undefined }
 }

@@ -1,33 +1,35 @@
-import type { BatchStream } from '../types.js'
+import { newRecordView, readRecord } from './protobuf.js'
+import type { EncodedBatch } from './request.js'
 
 /** Epoch nanoseconds as the decimal string Loki's JSON API wants, built without a bigint. */
-export function nanosString(ms: number, ns: number): string {
-  if (ns === 0) return `${ms}000000`
-  return `${ms}${String(ns).padStart(6, '0')}`
-}
-
-function metaObject(meta: string[]): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (let i = 0; i < meta.length; i += 2) out[meta[i]!] = meta[i + 1]!
-  return out
+function nanosString(seconds: number, nanos: number): string {
+  if (seconds === 0) return String(nanos)
+  return `${seconds}${String(nanos).padStart(9, '0')}`
 }
 
 /**
- * Encodes streams as Loki's JSON push body. JSON.stringify per string does the escaping; the
- * rest is concatenated so no intermediate object graph is built for the whole batch.
+ * Loki's JSON push body, transcoded from the batch's protobuf records. JSON.stringify per
+ * string does the escaping; the rest is concatenated so no object graph is built for the batch.
  */
-export function encodeJson(streams: readonly BatchStream[]): string {
+export function encodeJson(batch: EncodedBatch): string {
+  const buf = batch.request
+  const view = newRecordView()
   let out = '{"streams":['
-  for (let s = 0; s < streams.length; s++) {
-    const stream = streams[s]!
+  for (let s = 0; s < batch.streams.length; s++) {
+    const stream = batch.streams[s]!
     if (s > 0) out += ','
     out += `{"stream":${JSON.stringify(stream.labels)},"values":[`
-    const entries = stream.entries
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!
+    let pos = stream.start
+    for (let i = 0; pos < stream.end; i++) {
+      pos = readRecord(buf, pos, view)
       if (i > 0) out += ','
-      out += `["${nanosString(e.ms, e.ns)}",${JSON.stringify(e.line)}`
-      if (e.meta !== undefined) out += `,${JSON.stringify(metaObject(e.meta))}`
+      out += `["${nanosString(view.seconds, view.nanos)}",${JSON.stringify(buf.toString('utf8', view.lineStart, view.lineEnd))}`
+      const meta = view.meta
+      if (meta.length > 0) {
+        const obj: Record<string, string> = {}
+        for (let m = 0; m < meta.length; m += 4) obj[buf.toString('utf8', meta[m], meta[m + 1])] = buf.toString('utf8', meta[m + 2], meta[m + 3])
+        out += `,${JSON.stringify(obj)}`
+      }
       out += ']'
     }
     out += ']}'
