@@ -14,7 +14,7 @@ export interface Batch {
   readonly bytes: number
   /** Aborted to end the batch early: eviction, close deadline, destroy. */
   readonly controller: AbortController
-  /** Encoded once, on the first attempt, and reused by every retry. */
+  /** The wire body: compressed (or transcoded to JSON) once, on the first attempt, and reused by every retry. */
   body: EncodedBody | undefined
   attempts: number
   /** Budget used so far: attempt and backoff time, not time waiting for an open breaker. */
