@@ -234,6 +234,7 @@ async function runOnce(rx, contender, scenario, p, profileFile) {
     distinct: rs.distinct,
     lost: rs.lost,
     duplicates: rs.duplicates,
+    resent: rs.resent,
     unexpected: rs.unexpected,
     deliveredPerSec: contender.floor ? floorRate : start && rs.lastAt > start ? rs.distinct / ((rs.lastAt - start) / 1000) : NaN,
     loggingMs: logged?.loggingMs ?? NaN,
@@ -347,7 +348,7 @@ try {
         const r = await runOnce(rx, c, scenario, p)
         results[scenario].push(r)
         const rate = Number.isFinite(r.deliveredPerSec) ? `${Math.round(r.deliveredPerSec).toLocaleString('en')} lines/s` : 'n/a'
-        const loss = c.floor ? 'reference' : `lost ${r.lost}, dup ${r.duplicates}`
+        const loss = c.floor ? 'reference' : `lost ${r.lost}, dup ${r.duplicates}${r.resent > 0 ? ` (+${r.resent} re-sent, dropped by Loki)` : ''}`
         log(`${scenario} ${run}/${p.runs} ${c.id}: ${r.status}, ${rate}, ${loss}, exit ${Math.round(r.exitAfterCloseMs)} ms after close`)
         if (r.status !== 'ok' && r.stderrTail.length) log(`  stderr: ${scrubPaths(r.stderrTail.join(' | ')).slice(0, 600)}`)
         if (r.receiverErrors.length) log(`  receiver: ${r.receiverErrors.join('; ')}`)

@@ -4,14 +4,17 @@
 // full decode; `verify` mode (the smoke run) also decodes each body fully and checks that both
 // agree, so the scanner cannot silently miscount.
 //
+// Duplicates follow Loki's rule: a second copy of a line with the same stream, timestamp and text
+// is dropped by Loki, so it is counted as `resent`, not as a duplicate. Only when the scanner
+// meets a sequence id twice are the two bodies involved decoded to tell which case it is.
+//
 // Control is over the IPC channel: { id, cmd: 'reset' | 'stall' | 'recover' | 'stats' | 'close' }.
 import { createServer } from 'node:http'
 import { gunzipSync, inflateSync } from 'node:zlib'
 import snappy from 'snappy'
 
 const verify = process.argv.includes('--verify')
-let decodeBody
-if (verify) ({ decodeBody } = await import('lokiwire/testing'))
+const { decodeBody } = await import('lokiwire/testing')
 
 const PUSH_PATH = '/loki/api/v1/push'
 // Latency histogram: 10 ms buckets up to 120 s; later arrivals land in the last bucket.
@@ -30,7 +33,12 @@ function freshRun({ expected, rate = 0, t0 = 0 }) {
     seen: new Uint8Array(expected),
     distinct: 0,
     duplicates: 0,
+    resent: 0,
     unexpected: 0,
+    // Every stored body of the run, and which of them first held each sequence id: what a
+    // repeated id is compared with. Bodies are kept as received (compressed where they were).
+    bodies: [],
+    firstBody: new Int32Array(expected).fill(-1),
     requests: 0,
     okRequests: 0,
     bodyBytes: 0,
@@ -101,11 +109,56 @@ function payload(body, contentType, contentEncoding) {
   throw new Error(`unsupported content-type ${contentType}`)
 }
 
+const SEQ = /"seq":(\d+)/
+
+/** Each entry of a body by sequence id: stream, timestamp and line, as Loki would compare them. */
+function entriesBySeq(x) {
+  const out = new Map()
+  for (const s of decodeBody(x.body, x.contentType, x.contentEncoding).streams) {
+    const stream = JSON.stringify(s.labels)
+    for (const e of s.entries) {
+      const m = SEQ.exec(e.line)
+      if (m === null) continue
+      const key = `${stream}\u0000${e.timestamp}\u0000${e.line}`
+      const seq = Number(m[1])
+      const list = out.get(seq)
+      if (list === undefined) out.set(seq, [key])
+      else list.push(key)
+    }
+  }
+  return out
+}
+
+/**
+ * Sorts the repeated ids of the body just stored into copies Loki would drop (same stream,
+ * timestamp and line as the first copy) and real duplicates. Rare, so decoding is affordable.
+ */
+function classifyRepeats(r, index, repeats) {
+  const here = entriesBySeq(r.bodies[index])
+  const decoded = new Map([[index, here]])
+  const seenHere = new Map()
+  for (const seq of repeats) {
+    const first = r.firstBody[seq]
+    let firstEntries = decoded.get(first)
+    if (firstEntries === undefined) decoded.set(first, (firstEntries = entriesBySeq(r.bodies[first])))
+    const original = firstEntries.get(seq)?.[0]
+    // The n-th repeat met in this body is the id's n-th occurrence here, or its (n+1)-th when
+    // the first copy is in this body too.
+    const n = seenHere.get(seq) ?? 0
+    seenHere.set(seq, n + 1)
+    const copy = here.get(seq)?.[first === index ? n + 1 : n]
+    if (original !== undefined && original === copy) r.resent++
+    else r.duplicates++
+  }
+}
+
 function store(x) {
   const r = run
   const now = Date.now()
   let lines = 0
   let fresh = 0
+  const index = r.bodies.length
+  const repeats = []
   try {
     const data = payload(x.body, x.contentType, x.contentEncoding)
     r.rawBytes += data.length
@@ -116,10 +169,11 @@ function store(x) {
         return
       }
       if (r.seen[seq] === 1) {
-        r.duplicates++
+        repeats.push(seq)
         return
       }
       r.seen[seq] = 1
+      r.firstBody[seq] = index
       fresh++
       if (seq < r.backlog && ++r.backlogSeen === r.backlog) r.backlogDoneAt = now
       if (perLineMs > 0 && r.t0 > 0) {
@@ -137,6 +191,8 @@ function store(x) {
         noteError(`scanner found ${lines} ids in a body holding ${entries} entries`)
       }
     }
+    r.bodies.push({ body: x.body, contentType: x.contentType, contentEncoding: x.contentEncoding })
+    if (repeats.length > 0) classifyRepeats(r, index, repeats)
   } catch (err) {
     noteError(`undecodable push: ${err.message}`)
     return 400
@@ -228,6 +284,7 @@ function snapshot() {
     distinct: r.distinct,
     lost: r.expected - r.distinct,
     duplicates: r.duplicates,
+    resent: r.resent,
     unexpected: r.unexpected,
     requests: r.requests,
     okRequests: r.okRequests,
