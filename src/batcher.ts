@@ -14,14 +14,14 @@ export interface StreamBuffer {
   readonly labels: Readonly<Record<string, string>>
   /** Entries since the last cut, already encoded. */
   readonly entries: EntryBuffer
-  /** Millisecond of the last millisecond-precision entry and the first line logged in it. */
+  /** Millisecond of the last millisecond-precision entry, and the hash of the first line in it. */
   lastMs: number
-  firstLine: string | undefined
+  firstHash: number
   /**
-   * Lines seen in `lastMs` beyond the first, with how many times: created only when a second
-   * entry lands in the same millisecond.
+   * How many lines of each hash were seen in `lastMs`: created only when a second entry lands
+   * in the same millisecond.
    */
-  seen: Map<string, number> | undefined
+  seen: Map<number, number> | undefined
   /** Kept across prunes: the default stream is referenced directly by the client. */
   pinned: boolean
 }
@@ -63,7 +63,7 @@ export class Batcher {
   stream(resolved: ResolvedStream, pinned = false): StreamBuffer {
     let s = this.#streams.get(resolved.selector)
     if (s === undefined) {
-      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstLine: undefined, seen: undefined, pinned }
+      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, pinned }
       this.#streams.set(resolved.selector, s)
     }
     return s
@@ -76,9 +76,13 @@ export class Batcher {
    */
   add(stream: StreamBuffer, ts: Readonly<TimestampParts>, line: string, lineBytes: number, meta: string[] | undefined, cost: number): void {
     if (this.bytes + cost > this.#limits.maxBytes && this.entries > 0) this.cut()
-    const ns = ts.precise ? ts.ns : this.#distinguish(stream, ts.ms, line)
-    if (stream.entries.count === 0) this.#active.push(stream)
-    stream.entries.append(ts.ms, ns, line, lineBytes, meta)
+    const entries = stream.entries
+    if (entries.count === 0) this.#active.push(stream)
+    entries.append(ts.ms, ts.precise ? ts.ns : 0, line, lineBytes, meta)
+    if (!ts.precise) {
+      const ns = this.#distinguish(stream, ts.ms, entries.lineHash())
+      if (ns > 0) entries.restampLast(ts.ms, ns, line, lineBytes, meta)
+    }
     this.entries++
     this.bytes += cost
     if (this.entries >= this.#limits.maxEntries || this.bytes >= this.#limits.maxBytes) {
@@ -98,21 +102,25 @@ export class Batcher {
    * within one millisecond therefore gets the next nanosecond offset (1, 2, …); distinct lines
    * keep offset 0, because identical timestamps across entries compress far better (measured:
    * 10.5 against 8.5 wire bytes per line at 100 lines per millisecond).
+   *
+   * Lines are told apart by a hash of their bytes. Identical lines always share a hash, so they
+   * always get distinct offsets; two different lines that happen to share one give the second
+   * an offset it did not need, which costs a few bytes of compression and nothing else.
    */
-  #distinguish(stream: StreamBuffer, ms: number, line: string): number {
+  #distinguish(stream: StreamBuffer, ms: number, hash: number): number {
     if (ms !== stream.lastMs) {
       stream.lastMs = ms
-      stream.firstLine = line
+      stream.firstHash = hash
       stream.seen = undefined
       return 0
     }
-    const seen = (stream.seen ??= new Map([[stream.firstLine!, 1]]))
-    const n = seen.get(line)
+    const seen = (stream.seen ??= new Map([[stream.firstHash, 1]]))
+    const n = seen.get(hash)
     if (n === undefined) {
-      seen.set(line, 1)
+      seen.set(hash, 1)
       return 0
     }
-    seen.set(line, n + 1)
+    seen.set(hash, n + 1)
     return Math.min(n, MAX_SUB_MS)
   }
 

@@ -90,6 +90,22 @@ describe('batcher (fake timers: pure logic only)', () => {
     ])
   })
 
+  it('keeps distinct lines of one millisecond at offset 0 and stays in order after an offset', () => {
+    b = new Batcher({ maxEntries: 100_000, maxBytes: 1e8, maxWaitMs: 500 }, (x) => batches.push(x))
+    const s = b.stream(stream)
+    for (let i = 0; i < 10_000; i++) add(b, s, 5000, `{"msg":"request handled","seq":${i},"user":"u${i % 100}"}`)
+    add(b, s, 5000, '{"msg":"request handled","seq":7,"user":"u7"}') // a repeat: offset 1
+    add(b, s, 5000, 'after the repeat')
+    b.cut()
+    const entries = decoded(batches[0]!)[0]!.entries
+    // Distinct lines share the millisecond's plain timestamp (the hash told them all apart).
+    expect(entries.filter((e) => e.timestamp !== '5000000000').map((e) => e.line)).toEqual(['{"msg":"request handled","seq":7,"user":"u7"}'])
+    expect(entries.find((e) => e.timestamp === '5000000001')).toBeDefined()
+    // Timestamps come out sorted, the offset entry last.
+    expect(entries.at(-1)!.timestamp).toBe('5000000001')
+    expect(entries).toHaveLength(10_002)
+  })
+
   it('clear() discards and reports what was buffered', () => {
     b = new Batcher({ maxEntries: 100, maxBytes: 1e6, maxWaitMs: 500 }, (x) => batches.push(x))
     const s = b.stream(stream)

@@ -14,10 +14,18 @@ const KEEP_CAPACITY = 64 * 1024
 export class EntryBuffer {
   count = 0
   #buf: Buffer | undefined
+  #view: DataView | undefined
   #length = 0
   #ordered = true
   #lastMs = -1
   #lastNs = 0
+  /** The last record and its line, and the order state before it: for lineHash() and restampLast(). */
+  #lastStart = 0
+  #lastLineStart = 0
+  #lastLineEnd = 0
+  #prevOrdered = true
+  #prevMs = -1
+  #prevNs = 0
 
   /** Bytes the encoded entries take. */
   get length(): number {
@@ -25,17 +33,56 @@ export class EntryBuffer {
   }
 
   append(ms: number, ns: number, line: string, lineBytes: number, meta: readonly string[] | undefined): void {
+    this.#prevOrdered = this.#ordered
+    this.#prevMs = this.#lastMs
+    this.#prevNs = this.#lastNs
     if (ms > this.#lastMs || (ms === this.#lastMs && ns >= this.#lastNs)) {
       this.#lastMs = ms
       this.#lastNs = ns
     } else {
       this.#ordered = false
     }
-    const need = this.#length + lineBytes + MAX_RECORD_OVERHEAD + recordMetaBytes(meta)
+    const metaBytes = meta === undefined ? 0 : recordMetaBytes(meta)
+    const need = this.#length + lineBytes + MAX_RECORD_OVERHEAD + metaBytes
     let buf = this.#buf
     if (buf === undefined || need > buf.length) buf = this.#grow(need)
+    this.#lastStart = this.#length
     this.#length = writeRecord(buf, this.#length, ms, ns, line, lineBytes, meta)
+    this.#lastLineEnd = this.#length - metaBytes
+    this.#lastLineStart = this.#lastLineEnd - lineBytes
     this.count++
+  }
+
+  /**
+   * A 30-bit hash of the last appended line's UTF-8 bytes, read four at a time: a third of the
+   * cost of putting the line string in a Set, which hashes it a character at a time.
+   */
+  lineHash(): number {
+    const view = this.#view!
+    const end = this.#lastLineEnd
+    let p = this.#lastLineStart
+    let h = end - p
+    for (; p + 4 <= end; p += 4) {
+      h = Math.imul(h ^ view.getUint32(p, true), 0x5bd1e995)
+      h ^= h >>> 13
+    }
+    for (; p < end; p++) {
+      h = Math.imul(h ^ view.getUint8(p), 0x5bd1e995)
+      h ^= h >>> 13
+    }
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d)
+    // 30 bits: a small integer, which a Map hashes and stores without allocating.
+    return (h ^ (h >>> 16)) & 0x3fffffff
+  }
+
+  /** Writes the last entry again with another timestamp (the same arguments otherwise). */
+  restampLast(ms: number, ns: number, line: string, lineBytes: number, meta: readonly string[] | undefined): void {
+    this.#length = this.#lastStart
+    this.count--
+    this.#ordered = this.#prevOrdered
+    this.#lastMs = this.#prevMs
+    this.#lastNs = this.#prevNs
+    this.append(ms, ns, line, lineBytes, meta)
   }
 
   /**
@@ -51,7 +98,10 @@ export class EntryBuffer {
   /** Empties the buffer for the next batch, keeping its memory unless it is mostly unused. */
   reset(): void {
     const buf = this.#buf
-    if (buf !== undefined && buf.length > KEEP_CAPACITY && this.#length < buf.length / 4) this.#buf = undefined
+    if (buf !== undefined && buf.length > KEEP_CAPACITY && this.#length < buf.length / 4) {
+      this.#buf = undefined
+      this.#view = undefined
+    }
     this.count = 0
     this.#length = 0
     this.#ordered = true
@@ -66,6 +116,7 @@ export class EntryBuffer {
     const buf = Buffer.allocUnsafe(capacity)
     if (old !== undefined) old.copy(buf, 0, 0, this.#length)
     this.#buf = buf
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.length)
     return buf
   }
 }
