@@ -49,6 +49,20 @@ export function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 /**
+ * Buffer's per-encoding writers. `buf.write(s, offset, length, encoding)` is a JavaScript wrapper
+ * that checks its arguments and looks the encoding up on every call before reaching these; with
+ * a write per pushed entry that wrapper was 5 % of the client's time. Node has had them on
+ * Buffer.prototype since v0.x (protobufjs calls utf8Write the same way); where they are missing
+ * the wrapper is used.
+ */
+interface DirectWriters {
+  latin1Write(s: string, offset: number, length: number): number
+  utf8Write(s: string, offset: number, length: number): number
+}
+const direct = typeof (Buffer.prototype as Partial<DirectWriters>).latin1Write === 'function' &&
+  typeof (Buffer.prototype as Partial<DirectWriters>).utf8Write === 'function'
+
+/**
  * `bytes === s.length` means pure ASCII, where UTF-8 and latin1 bytes are the same: short ones
  * are copied by hand, longer ones with the latin1 writer, which skips UTF-8 transcoding
  * (measured on a 100-byte line: 45 ns against 82 ns; a 23-byte one by hand: 25 ns against 60).
@@ -59,9 +73,9 @@ export function writeString(buf: Buffer, pos: number, s: string, bytes: number):
       for (let i = 0; i < bytes; i++) buf[pos + i] = s.charCodeAt(i)
       return pos + bytes
     }
-    return pos + buf.write(s, pos, bytes, 'latin1')
+    return pos + (direct ? (buf as unknown as DirectWriters).latin1Write(s, pos, bytes) : buf.write(s, pos, bytes, 'latin1'))
   }
-  return pos + buf.write(s, pos, bytes, 'utf8')
+  return pos + (direct ? (buf as unknown as DirectWriters).utf8Write(s, pos, bytes) : buf.write(s, pos, bytes, 'utf8'))
 }
 
 function metaSize(meta: readonly string[]): number {
