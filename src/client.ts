@@ -22,6 +22,8 @@ const LABEL_CACHE_SIZE = 10_000
 const MAX_METADATA_PAIRS = 128
 /** setTimeout's largest delay: "no deadline", while still holding the process open. */
 const NO_DEADLINE_MS = 2_147_483_647
+/** The idle replay reads a record from disk at most this often, however short the timeouts. */
+const MIN_REPLAY_INTERVAL_MS = 1000
 /** Reasons a spool can rescue: Loki was unreachable or slow, not wrong about the data. */
 const SPOOLABLE: ReadonlySet<DropReason> = new Set<DropReason>(['retries_exhausted', 'buffer_full', 'close_timeout'])
 
@@ -99,6 +101,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
   #state: LokiClientStats['state'] = 'open'
   #closing: Promise<FlushResult> | undefined
+  /** Armed while spooled records wait and nothing else may start their replay (see #armReplay). */
+  #replayTimer: NodeJS.Timeout | undefined
 
   #pushed = 0
   #sentEntries = 0
@@ -162,6 +166,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#defaultStream = defaults === undefined ? undefined : this.#batcher.stream(defaults, true)
     if (opts.flushOnExit || this.#spool !== undefined) registerExitFlush(this)
     this.#pump()
+    if (this.#spool?.pending) this.#armReplay()
   }
 
   /**
@@ -291,6 +296,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#queue.finish(batch)
     batch.controller.abort(new LokiAbortError('batch moved to the spool'))
     this.#spoolWritten += batch.entries
+    this.#armReplay()
     return true
   }
 
@@ -299,15 +305,44 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     const spool = this.#spool
     if (spool === undefined || this.#state !== 'open' || this.#breaker.state !== 'closed') return
     const room = this.#opts.maxBufferBytes / 2
-    while (this.#batcher.bytes + this.#queue.bytes < room) {
-      const record = spool.next()
-      if (record === undefined) return
-      const batch = createBatch(undefined, record.entries, record.body.body.length)
-      batch.body = record.body
-      batch.onFinish = record.ack
-      this.#spoolLoaded += record.entries
-      this.#queue.enqueue(batch)
-    }
+    while (this.#batcher.bytes + this.#queue.bytes < room) if (!this.#replayNext(spool)) return
+  }
+
+  /** Queues the oldest spooled record for delivery; false when there is none. */
+  #replayNext(spool: Spool): boolean {
+    const record = spool.next()
+    if (record === undefined) return false
+    const batch = createBatch(undefined, record.entries, record.body.body.length)
+    batch.body = record.body
+    batch.onFinish = record.ack
+    this.#spoolLoaded += record.entries
+    this.#queue.enqueue(batch)
+    return true
+  }
+
+  /**
+   * Replay otherwise starts only on a delivery or the breaker closing, both of which need
+   * traffic: a client that logs nothing after Loki comes back would leave its spool for the next
+   * start. So while records wait and nothing is queued, one record is tried every breaker reset
+   * timeout (the backoff cap without a breaker), at most once a second. It waits for the breaker like any batch, which
+   * makes it the half-open probe; once Loki takes it, the 'sent' that follows replays the rest,
+   * and if Loki refuses it, it goes back to disk and the timer is armed again. One record at a
+   * time keeps a long outage from rereading and rewriting the whole spool.
+   */
+  #armReplay(): void {
+    if (this.#spool === undefined || this.#replayTimer !== undefined || this.#state !== 'open') return
+    const o = this.#opts
+    this.#replayTimer = setTimeout(() => {
+      this.#replayTimer = undefined
+      const spool = this.#spool!
+      if (this.#state !== 'open' || !spool.pending) return
+      // Batches under way lead to a 'sent' (and a replay) or back to disk (and a new timer); the
+      // timer is kept only for outcomes that do neither, such as a batch Loki rejected.
+      if (this.#queue.pending.size === 0) this.#replayNext(spool)
+      this.#armReplay()
+    }, Math.max(MIN_REPLAY_INTERVAL_MS, o.breaker === false ? o.retry.maxDelayMs : o.breaker.resetTimeoutMs))
+    // Spooled records are safe on disk: waiting for Loki must not keep the process alive.
+    this.#replayTimer.unref()
   }
 
   #refuse(reason: DropReason): false {
@@ -406,6 +441,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   }
 
   async #release(graceful: boolean): Promise<void> {
+    clearTimeout(this.#replayTimer)
+    this.#replayTimer = undefined
     unregisterExitFlush(this)
     this.#breaker.shutdown()
     this.#spool?.close()

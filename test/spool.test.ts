@@ -172,6 +172,31 @@ describe('client with a spool', () => {
     assertIdentity(client)
   })
 
+  it.each([
+    ['with the breaker', { breaker: { resetTimeoutMs: 50, volumeThreshold: 1 } }],
+    ['without a breaker', { breaker: false as const }],
+  ])('an idle client replays its spool once Loki is back, with no new traffic (%s)', async (_name, extra) => {
+    srv.setFault({ type: 'status', status: 503 })
+    const client = new LokiClient({
+      url: srv.url,
+      labels: { app: 'spool' },
+      batch: { maxEntries: 50, maxWaitMs: 5 },
+      retry: { maxAttempts: 2, minDelayMs: 1, maxDelayMs: 50 },
+      spool: { dir, breakerWaitMs: 20 },
+      ...extra,
+    })
+    const lines = seqLines(300)
+    for (const line of lines) client.push({ line })
+    await waitUntil(() => client.stats().spool.written >= 300 && client.stats().buffered.entries === 0 && client.stats().inFlight.entries === 0, 'every batch spooled')
+    srv.setFault(null)
+    // Nothing is pushed from here on: only the client's own replay timer can deliver the spool.
+    await waitUntil(() => readdirSync(dir).length === 0 && client.stats().buffered.entries === 0 && client.stats().inFlight.entries === 0, 'spool replayed while idle', 10_000)
+    await client.close()
+    assertExactlyOnce(srv.entries, lines)
+    expect(client.stats().dropped.total).toBe(0)
+    assertIdentity(client)
+  })
+
   it('close() past its deadline spools instead of dropping; the next client delivers it', async () => {
     srv.setFault({ type: 'stall' })
     const a = new LokiClient({ url: srv.url, labels: { app: 'spool' }, requestTimeoutMs: 60_000, spool: { dir } })
