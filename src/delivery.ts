@@ -1,9 +1,10 @@
 import type { Breaker } from './breaker.js'
-import { encodeBody, entryCount, halveBatch, type EncodeOptions } from './encode/index.js'
+import { encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from './encode/index.js'
 import { ErrorCodes, LokiError } from './errors.js'
 import type { FailedEvent, RetryEvent, SentEvent } from './events.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
 import { decideRetry, type RetryPolicy } from './retry.js'
+import { entriesOfBody } from './spool.js'
 import type { Transport } from './transport.js'
 import type { DropReason } from './types.js'
 
@@ -138,9 +139,12 @@ export class Delivery {
           return
         case 'too_large':
           this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: batch.entries > 1 })
-          // A replayed batch has only its wire bytes: it cannot be split.
-          if (batch.entries <= 1 || batch.data === undefined) this.#drop(batch, 'too_large', result.error)
-          else await this.#split(batch)
+          {
+            // A replayed batch has only its wire bytes: decode them to split it.
+            const data = batch.entries <= 1 ? undefined : (batch.data ?? entriesOfBody(body))
+            if (data === undefined) this.#drop(batch, 'too_large', result.error)
+            else await this.#split(batch, data)
+          }
           return
         case 'retryable': {
           const decision = decideRetry(this.policy, attempt, batch.spentMs, result.retryAfterMs)
@@ -161,9 +165,7 @@ export class Delivery {
    * 413: the halves become batches of their own, delivered one after the other in this slot.
    * Whoever waits on the parent (flush) is released only when both halves have ended.
    */
-  async #split(parent: Batch): Promise<void> {
-    // The caller checked that the parent still has its entries.
-    const data = parent.data!
+  async #split(parent: Batch, data: EncodedBatch): Promise<void> {
     // Each half is charged its share of the parent's buffer cost, by encoded size.
     const children = halveBatch(data).map((half) =>
       createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length)),

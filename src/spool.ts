@@ -10,9 +10,13 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
-import type { EncodedBody } from './encode/index.js'
+import { crc32, gunzipSync } from 'node:zlib'
+import { uncompressSync } from 'snappy'
+import { encodeStreams, type EncodedBatch, type EncodedBody } from './encode/index.js'
 import type { SpoolEvent } from './events.js'
+import { selectorOf } from './labels.js'
+import { decodeJsonPush, decodePushRequest } from './testing/decode.js'
+import type { PlainEntry } from './types.js'
 
 /*
  * A durable spool for batches that cannot be delivered now. Writes are synchronous on purpose:
@@ -261,4 +265,36 @@ function bySegmentOrder(a: string, b: string): number {
   const mb = NAME_RE.exec(b)
   if (!ma || !mb) return a < b ? -1 : a > b ? 1 : 0
   return Number(ma[1]) - Number(mb[1]) || Number(ma[2]) - Number(mb[2]) || Number(ma[3]) - Number(mb[3])
+}
+
+/** Epoch nanoseconds (a non-negative decimal string) as milliseconds and the nanoseconds within. */
+function splitNanos(ts: string): Pick<PlainEntry, 'ms' | 'ns'> {
+  if (!/^\d+$/.test(ts)) throw new Error(`unexpected timestamp ${ts}`)
+  return ts.length <= 6 ? { ms: 0, ns: Number(ts) } : { ms: Number(ts.slice(0, -6)), ns: Number(ts.slice(-6)) }
+}
+
+/**
+ * The entries of a replayed record, encoded again: a record keeps only its wire body, and a 413
+ * needs entries to split. The body is decoded with the decoders the test receiver uses, which
+ * read any body this client writes. Undefined when it cannot be read (the batch is then dropped
+ * as `too_large`, as before).
+ */
+export function entriesOfBody(body: EncodedBody): EncodedBatch | undefined {
+  try {
+    const data = body.contentEncoding === 'gzip' ? gunzipSync(body.body) : body.body
+    const decoded = body.contentType === 'application/json' ? decodeJsonPush(data) : decodePushRequest(uncompressSync(data) as Buffer)
+    return encodeStreams(
+      decoded.streams.map((s) => ({
+        labels: s.labels,
+        selector: selectorOf(s.labels),
+        entries: s.entries.map((e) => ({
+          ...splitNanos(e.timestamp),
+          line: e.line,
+          meta: e.metadata === undefined ? undefined : Object.entries(e.metadata).flat(),
+        })),
+      })),
+    )
+  } catch {
+    return undefined
+  }
 }

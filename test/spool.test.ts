@@ -215,6 +215,27 @@ describe('client with a spool', () => {
     expect(readdirSync(dir)).toEqual([])
   })
 
+  it.each(['protobuf', 'json'] as const)('a replayed batch Loki finds too large (413) is split, not dropped (%s)', async (encoding) => {
+    srv.setFault({ type: 'stall' })
+    const a = new LokiClient({ url: srv.url, labels: { app: 'spool' }, encoding, requestTimeoutMs: 60_000, spool: { dir } })
+    const lines = seqLines(300)
+    for (const line of lines) a.push({ line, ...(line.endsWith('7') ? { metadata: { trace_id: `t-${line}` } } : {}) })
+    await a.close({ timeoutMs: 200 })
+    expect(a.stats().spool.written).toBe(300)
+    srv.setFault(null)
+    srv.queueFaults({ type: 'status', status: 413, body: 'request entity too large' })
+    const b = new LokiClient({ url: srv.url, labels: { app: 'spool' }, encoding, spool: { dir } })
+    await waitUntil(() => b.stats().spool.loaded === 300 && b.stats().sent.entries === 300, 'replayed and split')
+    await b.close()
+    expect(b.stats().failedRequests.status4xx).toBe(1)
+    expect(b.stats().dropped.total).toBe(0)
+    assertExactlyOnce(srv.entries, lines)
+    // Timestamps and metadata survive the decode and re-encode of the split.
+    expect(srv.entries.filter((e) => e.metadata !== undefined)).toHaveLength(lines.filter((l) => l.endsWith('7')).length)
+    expect(readdirSync(dir)).toEqual([])
+    assertIdentity(b)
+  })
+
   it('a long breaker outage moves waiting batches to disk instead of holding them in memory', async () => {
     srv.setFault({ type: 'status', status: 500 })
     const client = new LokiClient({
