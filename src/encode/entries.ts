@@ -27,11 +27,6 @@ export class EntryBuffer {
   #prevMs = -1
   #prevNs = 0
 
-  /** Bytes the encoded entries take. */
-  get length(): number {
-    return this.#length
-  }
-
   append(ms: number, ns: number, line: string, lineBytes: number, meta: readonly string[] | undefined): void {
     this.#prevOrdered = this.#ordered
     this.#prevMs = this.#lastMs
