@@ -3,7 +3,7 @@
 import pino from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { lokiStream, type LokiPinoOptions, type LokiPinoStream } from '../src/adapters/pino.js'
-import { readRecordTime, safeJson } from '../src/adapters/mapping.js'
+import { readRecordTime, RecordMapper, resolveMapping, safeJson } from '../src/adapters/mapping.js'
 import { createLokiTestServer, type LokiTestServer, type ReceivedEntry } from '../src/testing/index.js'
 import type { LogEntry } from '../src/types.js'
 import { assertIdentity } from './helpers.js'
@@ -317,6 +317,33 @@ describe('lokiStream: labels, metadata and line options', () => {
     expect(Object.keys(parsed(r!)).sort()).toEqual(['kept', 'msg', 'time'])
     expect(r!.labels).toEqual({ app: 'api', level: 'info', service: 'billing' })
     expect(r!.metadata).toEqual({ req_id: 'r3' })
+  })
+
+  it('dotted paths reach nested fields, are sent with underscores, and leave the rest line', async () => {
+    const s = open({ line: 'rest', labelsFrom: ['req.method', 'svc.name', 'req.none'], metadataFrom: ['req.id', 'a.b.c', 'odd.key'] })
+    pino({ base: null }, s).info(
+      { req: { method: 'GET', id: 'r1', path: '/x' }, svc: { name: 'billing' }, a: { b: { c: 3 } }, 'odd.key': 'literal', nested: { keep: 1 } },
+      'hi',
+    )
+    await closeAndCheck(s)
+    const [e] = server.entries
+    expect(e!.labels).toEqual({ app: 'api', level: 'info', req_method: 'GET', svc_name: 'billing' })
+    // A field whose literal name has a dot is taken as it is, before any path.
+    expect(e!.metadata).toEqual({ req_id: 'r1', a_b_c: '3', odd_key: 'literal' })
+    // Lifted fields leave the line; parents they empty go too; the rest stays.
+    const { time, ...line } = parsed(e!)
+    expect(typeof time).toBe('number')
+    expect(line).toEqual({ msg: 'hi', req: { path: '/x' }, nested: { keep: 1 } })
+  })
+
+  it('a dotted path never modifies the record it reads (winston shares it between transports)', () => {
+    const mapper = new RecordMapper(resolveMapping({ line: 'rest', labelsFrom: ['req.method'], metadataFrom: ['req.id'] }, 'level'), 'level')
+    const record = { level: 'info', message: 'm', req: { method: 'GET', id: 'r1', path: '/x' } }
+    const before = structuredClone(record)
+    const entry = mapper.map(record, { level: 'info', serialized: undefined, time: undefined }, 'message')
+    expect(record).toEqual(before)
+    expect(JSON.parse(entry.line)).toEqual({ message: 'm', req: { path: '/x' } })
+    expect(() => lokiStream({ url: server.url, labels: { app: 'api' }, labelsFrom: ['req..method'] })).toThrow(/empty segment/)
   })
 
   it('refuses options that would misplace the level or leave entries without a stream', () => {

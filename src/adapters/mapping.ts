@@ -21,14 +21,17 @@ export interface RecordMappingOptions {
    * (service, environment, region), never ids, paths, user names or anything unbounded, or Loki
    * will refuse streams once its per-tenant stream limit is hit. Strings, numbers and booleans
    * are used (as strings); objects, arrays and empty strings are skipped. Nothing is lifted
-   * unless listed here. @default []
+   * unless listed here. A dotted path reaches into nested objects (`'req.method'`, used when the
+   * record has no field of that literal name); its dots become underscores in the label name
+   * (`req_method`). @default []
    */
   labelsFrom?: readonly string[]
   /**
    * Record fields sent as structured metadata, e.g. `['trace_id', 'span_id', 'req_id']`: stored
    * beside the line, queryable, and free of the stream-cardinality cost of labels. Values are
    * stringified (objects as JSON); `null` and `undefined` are skipped. Needs Loki 3 with
-   * `allow_structured_metadata`. @default []
+   * `allow_structured_metadata`. Dotted paths work as in `labelsFrom` (`'req.id'` is sent as
+   * `req_id`). @default []
    */
   metadataFrom?: readonly string[]
   /**
@@ -73,6 +76,8 @@ function fieldList(name: string, v: unknown, levelKey: string): readonly string[
   if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && f !== '')) {
     throw new LokiOptionError(name, 'expected an array of non-empty field names')
   }
+  const bad = (v as string[]).find((f) => f.split('.').includes(''))
+  if (bad !== undefined) throw new LokiOptionError(name, `"${bad}" has an empty segment in its dotted path`)
   // The level has its own option; lifting it here as well would send the raw value (pino's 30).
   if (v.includes(levelKey)) throw new LokiOptionError(name, `"${levelKey}" is placed by the levelAs option`)
   return [...new Set(v as string[])]
@@ -217,16 +222,64 @@ export interface RecordParts {
  * Maps records to entries under one set of options. Label objects for records that lift no
  * fields are cached per level, so the common case allocates only the entry itself.
  */
+/** A field to lift: its name as given, the path into nested objects, and the name it is sent as. */
+interface Field {
+  readonly spec: string
+  /** Set for a dotted name: used when the record has no field of that literal name. */
+  readonly path: readonly string[] | undefined
+  /** Dots become underscores: a valid Loki label name for the usual field names. */
+  readonly name: string
+}
+
+function compileField(spec: string): Field {
+  return { spec, path: spec.includes('.') ? spec.split('.') : undefined, name: spec.replaceAll('.', '_') }
+}
+
+function fieldValue(record: Record<string, unknown>, f: Field): unknown {
+  if (f.path === undefined || Object.hasOwn(record, f.spec)) return record[f.spec]
+  let v: unknown = record
+  for (const key of f.path) {
+    if (!isObject(v) || !Object.hasOwn(v, key)) return undefined
+    v = v[key]
+  }
+  return v
+}
+
+/**
+ * `obj` without the field at `path[i..]`, copying only the objects on the way (the record is
+ * shared: winston hands the same info object to every transport). A parent left empty goes too.
+ */
+function withoutPath(obj: Record<string, unknown>, path: readonly string[], i: number): Record<string, unknown> {
+  const key = path[i]!
+  if (!Object.hasOwn(obj, key)) return obj
+  const copy = { ...obj }
+  if (i === path.length - 1) {
+    delete copy[key]
+    return copy
+  }
+  const child = obj[key]
+  if (!isObject(child)) return obj
+  const next = withoutPath(child, path, i + 1)
+  if (next === child) return obj
+  if (Object.keys(next).length === 0) delete copy[key]
+  else copy[key] = next
+  return copy
+}
+
 export class RecordMapper {
   readonly #o: ResolvedMapping
   readonly #levelKey: string
   readonly #levelLabels = new Map<string, Readonly<Record<string, string>>>()
   readonly #liftsFields: boolean
+  readonly #labelFields: readonly Field[]
+  readonly #metadataFields: readonly Field[]
 
   constructor(mapping: ResolvedMapping, levelKey: string) {
     this.#o = mapping
     this.#levelKey = levelKey
     this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0
+    this.#labelFields = mapping.labelsFrom.map(compileField)
+    this.#metadataFields = mapping.metadataFrom.map(compileField)
   }
 
   get options(): ResolvedMapping {
@@ -260,15 +313,15 @@ export class RecordMapper {
         if (o.levelAs === 'label') labels = { level }
         else if (o.levelAs === 'metadata') metadata = { level }
       }
-      for (const f of o.labelsFrom) {
-        const v = stringValue(record[f])
+      for (const f of this.#labelFields) {
+        const v = stringValue(fieldValue(record, f))
         if (v === undefined || v === '') continue
-        ;(labels ??= {})[f] = v
+        ;(labels ??= {})[f.name] = v
       }
-      for (const f of o.metadataFrom) {
-        const raw = record[f]
+      for (const f of this.#metadataFields) {
+        const raw = fieldValue(record, f)
         if (raw === undefined || raw === null) continue
-        ;(metadata ??= {})[f] = stringValue(raw) ?? safeJson(raw)
+        ;(metadata ??= {})[f.name] = stringValue(raw) ?? safeJson(raw)
       }
     }
 
@@ -301,18 +354,29 @@ export class RecordMapper {
   }
 
   #rest(record: Record<string, unknown>): string {
-    const o = this.#o
-    const rest: Record<string, unknown> = {}
+    let rest: Record<string, unknown> = {}
     for (const key of Object.keys(record)) {
-      if (key === this.#levelKey && o.levelAs !== 'none') continue
-      if (o.labelsFrom.includes(key)) {
-        // Kept in the line when it could not become a label, so nothing is lost.
-        const v = stringValue(record[key])
-        if (v !== undefined && v !== '') continue
-      }
-      if (o.metadataFrom.includes(key) && record[key] !== undefined && record[key] !== null) continue
+      if (key === this.#levelKey && this.#o.levelAs !== 'none') continue
       rest[key] = record[key]
+    }
+    // What was lifted leaves the line; what could not be lifted stays, so nothing is lost.
+    for (const f of this.#labelFields) {
+      const v = stringValue(fieldValue(record, f))
+      if (v !== undefined && v !== '') rest = this.#without(rest, record, f)
+    }
+    for (const f of this.#metadataFields) {
+      const raw = fieldValue(record, f)
+      if (raw !== undefined && raw !== null) rest = this.#without(rest, record, f)
     }
     return safeJson(rest)
   }
+
+  #without(rest: Record<string, unknown>, record: Record<string, unknown>, f: Field): Record<string, unknown> {
+    if (f.path === undefined || Object.hasOwn(record, f.spec)) {
+      delete rest[f.spec]
+      return rest
+    }
+    return withoutPath(rest, f.path, 0)
+  }
+
 }
