@@ -55,7 +55,7 @@ export class Delivery {
     try {
       await this.#deliver(batch)
     } catch (err) {
-      this.#drop(batch, 'encode_error', new LokiError(ErrorCodes.INTERNAL, 'unexpected error while delivering a batch', { cause: err }))
+      this.#drop(batch, 'internal_error', new LokiError(ErrorCodes.INTERNAL, 'unexpected error while delivering a batch', { cause: err }))
     }
   }
 

@@ -62,6 +62,8 @@ export type DropReason =
   | 'destroyed'
   /** The encoder threw (should not happen; reported rather than crashing the host). */
   | 'encode_error'
+  /** Any other unexpected error while delivering a batch (a bug; reported, never thrown). */
+  | 'internal_error'
 
 export const DROP_REASONS: readonly DropReason[] = [
   'buffer_full',
@@ -76,4 +78,5 @@ export const DROP_REASONS: readonly DropReason[] = [
   'close_timeout',
   'destroyed',
   'encode_error',
+  'internal_error',
 ]

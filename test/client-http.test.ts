@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { LokiClient, LokiHttpError } from '../src/index.js'
 import type { FailedEvent } from '../src/index.js'
+import { Transport } from '../src/transport.js'
+import type { DropEvent } from '../src/index.js'
 import { assertExactlyOnce, assertIdentity, FAST, seqLines, useLoki } from './helpers.js'
 
 const loki = useLoki()
@@ -192,5 +194,28 @@ describe('retries', () => {
     expect(loki.srv.requests).toHaveLength(3)
     expect(drops).toEqual(['retries_exhausted:1:503'])
     assertIdentity(cl)
+  })
+})
+
+describe('a bug inside the pipeline', () => {
+  it('is reported as an internal_error drop with the cause kept, never thrown or left pending', async () => {
+    // The transport never throws; make it, to stand in for any bug on the delivery path.
+    const spy = vi.spyOn(Transport.prototype, 'send').mockImplementation(() => {
+      throw new Error('a bug (expected by the test)')
+    })
+    try {
+      const cl = newClient({ breaker: false })
+      const drops: DropEvent[] = []
+      cl.on('drop', (e) => drops.push(e))
+      for (let i = 0; i < 10; i++) cl.push({ line: `n=${i}` })
+      const r = await cl.flush({ timeoutMs: 5000 })
+      expect(r).toMatchObject({ ok: true, droppedEntries: 10 })
+      expect(cl.stats().dropped.internal_error).toBe(10)
+      expect(drops.map((d) => [d.reason, d.entries, d.error?.code])).toEqual([['internal_error', 10, 'LOKI_INTERNAL']])
+      expect((drops[0]!.error!.cause as Error).message).toBe('a bug (expected by the test)')
+      assertIdentity(cl)
+    } finally {
+      spy.mockRestore()
+    }
   })
 })
