@@ -10,12 +10,12 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { crc32, gunzipSync } from 'node:zlib'
-import { uncompressSync } from 'snappy'
+import { crc32 } from 'node:zlib'
 import { encodeStreams, type EncodedBatch, type EncodedBody } from './encode/index.js'
 import type { SpoolEvent } from './events.js'
 import { selectorOf } from './labels.js'
-import { decodeJsonPush, decodePushRequest } from './testing/decode.js'
+import { decodeBody } from './testing/decode.js'
+import { readTimestamp, type TimestampParts } from './timestamp.js'
 import type { PlainEntry } from './types.js'
 
 /*
@@ -267,10 +267,11 @@ function bySegmentOrder(a: string, b: string): number {
   return Number(ma[1]) - Number(mb[1]) || Number(ma[2]) - Number(mb[2]) || Number(ma[3]) - Number(mb[3])
 }
 
-/** Epoch nanoseconds (a non-negative decimal string) as milliseconds and the nanoseconds within. */
-function splitNanos(ts: string): Pick<PlainEntry, 'ms' | 'ns'> {
-  if (!/^\d+$/.test(ts)) throw new Error(`unexpected timestamp ${ts}`)
-  return ts.length <= 6 ? { ms: 0, ns: Number(ts) } : { ms: Number(ts.slice(0, -6)), ns: Number(ts.slice(-6)) }
+/** A decoded timestamp (epoch nanoseconds as a decimal string) as the encoder takes it. */
+function entryTime(ns: string): Pick<PlainEntry, 'ms' | 'ns'> {
+  const parts: TimestampParts = { ms: 0, ns: 0, precise: false }
+  if (!readTimestamp(ns, parts)) throw new Error(`unexpected timestamp ${ns}`)
+  return { ms: parts.ms, ns: parts.ns }
 }
 
 /**
@@ -281,14 +282,13 @@ function splitNanos(ts: string): Pick<PlainEntry, 'ms' | 'ns'> {
  */
 export function entriesOfBody(body: EncodedBody): EncodedBatch | undefined {
   try {
-    const data = body.contentEncoding === 'gzip' ? gunzipSync(body.body) : body.body
-    const decoded = body.contentType === 'application/json' ? decodeJsonPush(data) : decodePushRequest(uncompressSync(data) as Buffer)
+    const decoded = decodeBody(body.body, body.contentType, body.contentEncoding)
     return encodeStreams(
       decoded.streams.map((s) => ({
         labels: s.labels,
         selector: selectorOf(s.labels),
         entries: s.entries.map((e) => ({
-          ...splitNanos(e.timestamp),
+          ...entryTime(e.timestamp),
           line: e.line,
           meta: e.metadata === undefined ? undefined : Object.entries(e.metadata).flat(),
         })),

@@ -10,6 +10,9 @@
  *   LabelPairAdapter { string name = 1; string value = 2; }
  */
 
+import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib'
+import { uncompressSync } from 'snappy'
+
 export interface DecodedEntry {
   /** Epoch nanoseconds as a canonical decimal string (no leading zeros). */
   timestamp: string
@@ -445,4 +448,56 @@ export function decodeJsonPush(text: string | Uint8Array): DecodedPushRequest {
     streams.push({ labels, entries })
   })
   return { streams }
+}
+
+/** Mirrors Go's mime.ParseMediaType, which Loki runs first: a missing type is an error there. */
+function mediaType(contentType: string | undefined): string {
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+  if (type === '') throw new Error('mime: no media type')
+  return type
+}
+
+function inflateEither(body: Buffer): Buffer {
+  // Loki reads "deflate" as raw flate; many clients send zlib-wrapped data under that name.
+  try {
+    return inflateSync(body)
+  } catch {
+    return inflateRawSync(body)
+  }
+}
+
+/** Decodes a push body the way Loki's push handler picks a decoder from the headers. */
+export function decodeBody(body: Buffer, contentType: string | undefined, contentEncoding: string | undefined): DecodedPushRequest {
+  let data: Buffer
+  switch (contentEncoding ?? '') {
+    case '':
+    // Loki passes snappy through: the protobuf path always snappy-decodes anyway.
+    case 'snappy':
+      data = body
+      break
+    case 'gzip':
+      try {
+        data = gunzipSync(body)
+      } catch (err) {
+        throw new Error(`gzip: ${(err as Error).message}`)
+      }
+      break
+    case 'deflate':
+      try {
+        data = inflateEither(body)
+      } catch (err) {
+        throw new Error(`flate: ${(err as Error).message}`)
+      }
+      break
+    default:
+      throw new Error(`Content-Encoding ${JSON.stringify(contentEncoding)} not supported`)
+  }
+  if (mediaType(contentType) === 'application/json') return decodeJsonPush(data)
+  let raw: Buffer
+  try {
+    raw = uncompressSync(data) as Buffer
+  } catch (err) {
+    throw new Error(`snappy: corrupt input (${(err as Error).message})`)
+  }
+  return decodePushRequest(raw)
 }

@@ -1,4 +1,4 @@
-export { createLokiTestServer, decodeBody, PUSH_PATH } from './server.js'
+export { createLokiTestServer, PUSH_PATH } from './server.js'
 export type {
   Fault,
   LokiTestServer,
@@ -7,5 +7,5 @@ export type {
   ReceivedEntry,
   ReceivedRequest,
 } from './server.js'
-export { decodeJsonPush, decodePushRequest, formatSelector, parseSelector } from './decode.js'
+export { decodeBody, decodeJsonPush, decodePushRequest, formatSelector, parseSelector } from './decode.js'
 export type { DecodedEntry, DecodedPushRequest, DecodedStream } from './decode.js'

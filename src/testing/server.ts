@@ -2,9 +2,7 @@ import { EventEmitter } from 'node:events'
 import { createServer } from 'node:http'
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
-import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib'
-import { uncompressSync } from 'snappy'
-import { decodeJsonPush, decodePushRequest, formatSelector } from './decode.js'
+import { decodeBody, formatSelector } from './decode.js'
 import type { DecodedPushRequest } from './decode.js'
 
 export const PUSH_PATH = '/loki/api/v1/push'
@@ -123,58 +121,6 @@ function noop(): void {}
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name]
   return Array.isArray(v) ? v.join(', ') : v
-}
-
-/** Mirrors Go's mime.ParseMediaType, which Loki runs first: a missing type is an error there. */
-function mediaType(contentType: string | undefined): string {
-  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
-  if (type === '') throw new Error('mime: no media type')
-  return type
-}
-
-function inflateEither(body: Buffer): Buffer {
-  // Loki reads "deflate" as raw flate; many clients send zlib-wrapped data under that name.
-  try {
-    return inflateSync(body)
-  } catch {
-    return inflateRawSync(body)
-  }
-}
-
-/** Decodes a push body the way Loki's push handler picks a decoder from the headers. */
-export function decodeBody(body: Buffer, contentType: string | undefined, contentEncoding: string | undefined): DecodedPushRequest {
-  let data: Buffer
-  switch (contentEncoding ?? '') {
-    case '':
-    // Loki passes snappy through: the protobuf path always snappy-decodes anyway.
-    case 'snappy':
-      data = body
-      break
-    case 'gzip':
-      try {
-        data = gunzipSync(body)
-      } catch (err) {
-        throw new Error(`gzip: ${(err as Error).message}`)
-      }
-      break
-    case 'deflate':
-      try {
-        data = inflateEither(body)
-      } catch (err) {
-        throw new Error(`flate: ${(err as Error).message}`)
-      }
-      break
-    default:
-      throw new Error(`Content-Encoding ${JSON.stringify(contentEncoding)} not supported`)
-  }
-  if (mediaType(contentType) === 'application/json') return decodeJsonPush(data)
-  let raw: Buffer
-  try {
-    raw = uncompressSync(data) as Buffer
-  } catch (err) {
-    throw new Error(`snappy: corrupt input (${(err as Error).message})`)
-  }
-  return decodePushRequest(raw)
 }
 
 function nsToTime(ns: string): string {
