@@ -42,7 +42,7 @@ export class EntryBuffer {
     let buf = this.#buf
     if (buf === undefined || need > buf.length) buf = this.#grow(need)
     this.#lastStart = this.#length
-    this.#length = writeRecord(buf, this.#length, ms, ns, line, lineBytes, meta)
+    this.#length = writeRecord(buf, this.#length, ms, ns, line, lineBytes, meta, metaBytes)
     this.#lastLineEnd = this.#length - metaBytes
     this.#lastLineStart = this.#lastLineEnd - lineBytes
     this.count++

@@ -78,7 +78,8 @@ export function writeString(buf: Buffer, pos: number, s: string, bytes: number):
   return pos + (direct ? (buf as unknown as DirectWriters).utf8Write(s, pos, bytes) : buf.write(s, pos, bytes, 'utf8'))
 }
 
-function metaSize(meta: readonly string[]): number {
+/** Bytes of structured metadata as a record holds them: computed once, before writeRecord(). */
+export function recordMetaBytes(meta: readonly string[]): number {
   let size = 0
   for (let i = 0; i < meta.length; i += 2) {
     const nb = Buffer.byteLength(meta[i]!)
@@ -112,9 +113,9 @@ export const MAX_RECORD_OVERHEAD = 1 + 5 + 1 + 1 + 1 + 10 + 1 + 5 + 1 + 5
 
 /**
  * A record's exact size is needed before its first byte (it is length-prefixed), so this
- * computes the sizes, then writes. `ms` is epoch milliseconds, `ns` the nanoseconds within it.
- * Returns the offset after the record; the caller guarantees room for `lineBytes` plus metadata
- * plus MAX_RECORD_OVERHEAD.
+ * computes the sizes, then writes. `ms` is epoch milliseconds, `ns` the nanoseconds within it;
+ * `metaBytes` is recordMetaBytes(meta), 0 without metadata. Returns the offset after the record;
+ * the caller guarantees room for `lineBytes + metaBytes + MAX_RECORD_OVERHEAD`.
  */
 export function writeRecord(
   buf: Buffer,
@@ -124,12 +125,12 @@ export function writeRecord(
   line: string,
   lineBytes: number,
   meta: readonly string[] | undefined,
+  metaBytes: number,
 ): number {
   const seconds = Math.floor(ms / 1000)
   const nanos = (ms - seconds * 1000) * 1_000_000 + ns
   const tsSize = (seconds > 0 ? 1 + varintSize(seconds) : 0) + (nanos > 0 ? 1 + varintSize(nanos) : 0)
-  let size = 1 + varintSize(tsSize) + tsSize + 1 + varintSize(lineBytes) + lineBytes
-  if (meta !== undefined) size += metaSize(meta)
+  const size = 1 + varintSize(tsSize) + tsSize + 1 + varintSize(lineBytes) + lineBytes + metaBytes
   buf[pos++] = TAG_2_LEN
   pos = writeVarint(buf, pos, size)
   buf[pos++] = TAG_1_LEN
@@ -146,11 +147,6 @@ export function writeRecord(
   pos = writeVarint(buf, pos, lineBytes)
   pos = writeString(buf, pos, line, lineBytes)
   return meta === undefined ? pos : writeMeta(buf, pos, meta)
-}
-
-/** Bytes of metadata as a record holds them, for sizing a buffer before writeRecord(). */
-export function recordMetaBytes(meta: readonly string[] | undefined): number {
-  return meta === undefined ? 0 : metaSize(meta)
 }
 
 // ---------------------------------------------------------------------------------------------
