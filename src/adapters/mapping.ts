@@ -302,6 +302,8 @@ export class RecordMapper {
     const level = parts.level ?? (o.levelAs === 'label' ? 'unknown' : undefined)
     let labels: Record<string, string> | undefined
     let metadata: Record<string, string> | undefined
+    // Fields that did go into labels or metadata: the only ones a 'rest' line leaves out.
+    let lifted: Field[] | undefined
 
     if (!this.#liftsFields) {
       if (level !== undefined) {
@@ -317,11 +319,13 @@ export class RecordMapper {
         const v = stringValue(fieldValue(record, f))
         if (v === undefined || v === '') continue
         ;(labels ??= {})[f.name] = v
+        ;(lifted ??= []).push(f)
       }
       for (const f of this.#metadataFields) {
         const raw = fieldValue(record, f)
         if (raw === undefined || raw === null) continue
         ;(metadata ??= {})[f.name] = stringValue(raw) ?? safeJson(raw)
+        ;(lifted ??= []).push(f)
       }
     }
 
@@ -332,7 +336,7 @@ export class RecordMapper {
       const msg = record[messageKey]
       line = typeof msg === 'string' ? msg : (parts.serialized ?? safeJson(record))
     } else {
-      line = this.#rest(record)
+      line = this.#rest(record, lifted ?? [])
     }
 
     const entry: LogEntry = { line }
@@ -353,30 +357,18 @@ export class RecordMapper {
     return labels
   }
 
-  #rest(record: Record<string, unknown>): string {
+  /** The record without its level and the lifted fields; what could not be lifted stays, so nothing is lost. */
+  #rest(record: Record<string, unknown>, lifted: readonly Field[]): string {
     let rest: Record<string, unknown> = {}
     for (const key of Object.keys(record)) {
       if (key === this.#levelKey && this.#o.levelAs !== 'none') continue
       rest[key] = record[key]
     }
-    // What was lifted leaves the line; what could not be lifted stays, so nothing is lost.
-    for (const f of this.#labelFields) {
-      const v = stringValue(fieldValue(record, f))
-      if (v !== undefined && v !== '') rest = this.#without(rest, record, f)
-    }
-    for (const f of this.#metadataFields) {
-      const raw = fieldValue(record, f)
-      if (raw !== undefined && raw !== null) rest = this.#without(rest, record, f)
+    for (const f of lifted) {
+      // The same choice fieldValue() made: a literal key first, then the path.
+      if (f.path === undefined || Object.hasOwn(record, f.spec)) delete rest[f.spec]
+      else rest = withoutPath(rest, f.path, 0)
     }
     return safeJson(rest)
   }
-
-  #without(rest: Record<string, unknown>, record: Record<string, unknown>, f: Field): Record<string, unknown> {
-    if (f.path === undefined || Object.hasOwn(record, f.spec)) {
-      delete rest[f.spec]
-      return rest
-    }
-    return withoutPath(rest, f.path, 0)
-  }
-
 }
