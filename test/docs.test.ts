@@ -1,7 +1,7 @@
 // Static checks of what the repository says about itself: the files a reader follows from the
 // README and package.json exist and agree. Running the README's code is test/readme.test.ts.
 import { spawnSync } from 'node:child_process'
-import { cpSync, readFileSync, rmSync } from 'node:fs'
+import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { expect, it } from 'vitest'
 
@@ -33,6 +33,29 @@ it('npm run bench reports a missing `npm ci --prefix bench` before it spends tim
     expect(r.status, r.stderr).toBe(2)
     expect(r.stderr).toMatch(/^bench: bench dependencies are missing .*run `npm ci --prefix bench` at the repository root/)
   } finally {
-    rmSync(copy, { recursive: true, force: true })
+    rmSync(join(copy, '..'), { recursive: true, force: true })
   }
+})
+
+it('every link in the README leads somewhere: a heading of its own, or a file of the repository', () => {
+  const readme = read('README.md')
+  // GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes, -1, -2… on repeats.
+  const anchors = new Set<string>()
+  const seen = new Map<string, number>()
+  let inCode = false
+  for (const line of readme.split('\n')) {
+    if (line.startsWith('```')) inCode = !inCode
+    const m = inCode ? null : /^#{1,6}\s+(.*)$/.exec(line)
+    if (!m) continue
+    const base = m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+    const n = seen.get(base) ?? 0
+    seen.set(base, n + 1)
+    anchors.add(n === 0 ? base : `${base}-${n}`)
+  }
+  const targets = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!)
+  const inPage = targets.filter((t) => t.startsWith('#')).map((t) => t.slice(1))
+  expect(inPage.length).toBeGreaterThan(10)
+  expect(inPage.filter((a) => !anchors.has(a))).toEqual([])
+  const files = targets.filter((t) => !t.startsWith('#') && !/^[a-z]+:/.test(t))
+  expect(files.filter((f) => !existsSync(join(ROOT, f.split('#')[0]!)))).toEqual([])
 })
