@@ -20,6 +20,8 @@
 //   block's code, which keeps the README line numbers: an error in a block points at its line in
 //   README.md.
 // - A block that leaves a SIGTERM listener installed gets SIGTERM once its top level has run.
+// - A shell block that installs, builds or runs the suite (npm ci, npm test, npm run build…) must be
+//   marked not-run: it would pull node_modules or dist/ from under the running suite.
 // - Every block must exit 0 within SNIPPET_CAP_MS and print nothing on stderr.
 //
 // The examples/ run as their header says (`npx tsx examples/<name>.ts` from the repository root,
@@ -36,7 +38,7 @@ const ROOT = resolve(import.meta.dirname, '..')
 const SCRATCH = join(ROOT, '.scratch', 'readme')
 const README = join(ROOT, 'README.md')
 /** A block or example that has not exited by then is killed and fails. */
-const SNIPPET_CAP_MS = 30_000
+const SNIPPET_CAP_MS = 60_000
 /** What vitest allows one test, waiting for a free slot included. */
 const TEST_TIMEOUT_MS = 240_000
 const LOKI_PLACEHOLDER = 'http://loki:3100'
@@ -134,8 +136,15 @@ function parseBlocks(markdown: string): { blocks: Block[]; problems: string[] } 
     if (b.notRun === undefined && !RUNNABLE.has(b.lang)) problems.push(`README line ${b.line}: a \`\`\`${b.lang || '(no language)'} block is neither ts, js nor sh: mark it <!-- not-run: reason -->`)
     for (const name of b.runWith ?? []) if (!(name in CONTEXTS)) problems.push(`README line ${b.line}: unknown run-with context '${name}' (known: ${Object.keys(CONTEXTS).join(', ')})`)
     if (b.runWith?.length === 0) problems.push(`README line ${b.line}: run-with names no context`)
+    if (b.notRun === undefined && disturbsTheSuite(b)) problems.push(`README line ${b.line}: a block that installs, builds or runs the suite must be marked not-run`)
   }
   return { blocks, problems }
+}
+
+/** A shell block that would reinstall node_modules or rebuild dist/ under the running suite. */
+function disturbsTheSuite(b: Block): boolean {
+  const commands = b.code.replace(/#.*$/gm, '')
+  return b.lang === 'sh' && /\bnpm\s+(ci|i|install|test|t|run\s+(build|test|bench|soak|demo))\b/.test(commands)
 }
 
 /** A first line worth naming the test after. */
@@ -276,6 +285,7 @@ describe('README.md code blocks', () => {
       onTestFailed(() => {
         keepScratch = true
       })
+      if (disturbsTheSuite(b)) throw new Error(`README line ${b.line}: not run, it would install, build or run the suite under itself; mark it <!-- not-run: reason -->`)
       const dir = join(SCRATCH, `line-${b.line}`)
       mkdirSync(dir, { recursive: true })
       const srv = await createLokiTestServer()
