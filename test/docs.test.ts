@@ -3,7 +3,10 @@
 import { spawnSync } from 'node:child_process'
 import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { expect, it } from 'vitest'
+import { LokiClient } from '../src/index.js'
+import { createLokiTestServer } from '../src/testing/index.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8')
@@ -58,4 +61,26 @@ it('every link in the README leads somewhere: a heading of its own, or a file of
   expect(inPage.filter((a) => !anchors.has(a))).toEqual([])
   const files = targets.filter((t) => !t.startsWith('#') && !/^[a-z]+:/.test(t))
   expect(files.filter((f) => !existsSync(join(ROOT, f.split('#')[0]!)))).toEqual([])
+})
+
+it('as the README says of diagnostics_channel: a 500 ends on request:end with its status, a reset on request:error', async () => {
+  const srv = await createLokiTestServer()
+  const seen: string[] = []
+  const onEnd = (m: unknown) => seen.push(`end ${(m as { status: number }).status}`)
+  const onError = (m: unknown) => seen.push(`error ${(m as { error: Error }).error.name}`)
+  diagnosticsChannel.subscribe('lokiwire:request:end', onEnd)
+  diagnosticsChannel.subscribe('lokiwire:request:error', onError)
+  const client = new LokiClient({ url: srv.url, labels: { app: 'docs' }, retry: { minDelayMs: 1, maxDelayMs: 5 }, batch: { maxWaitMs: 5 } })
+  try {
+    srv.queueFaults({ type: 'status', status: 500 }, { type: 'reset' })
+    client.push({ line: 'x' })
+    expect((await client.flush({ timeoutMs: 10_000 })).pendingEntries).toBe(0)
+    expect(srv.entries.map((e) => e.line)).toEqual(['x'])
+    expect(seen).toEqual(['end 500', 'error LokiNetworkError', 'end 204'])
+  } finally {
+    diagnosticsChannel.unsubscribe('lokiwire:request:end', onEnd)
+    diagnosticsChannel.unsubscribe('lokiwire:request:error', onError)
+    await client.destroy()
+    await srv.close()
+  }
 })
