@@ -1,4 +1,5 @@
-import { Pool, errors as undiciErrors } from 'undici'
+import type { Socket } from 'node:net'
+import { buildConnector, Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { channels } from './diagnostics.js'
 import type { EncodedBody } from './encode/index.js'
@@ -63,6 +64,47 @@ async function drain(body: Body, keep: number): Promise<string> {
   return kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim()
 }
 
+/** How long close() and destroy() wait for a destroyed socket's 'close'; it comes on the next turn. */
+const SOCKET_CLOSE_WAIT_MS = 1000
+
+/**
+ * undici's connector, remembering every socket it creates from the moment the connect starts.
+ * `Pool.destroy()` resolves without waiting for a connect in flight: that socket is destroyed
+ * only when the connect ends, seconds later against a Loki that does not accept. Knowing the
+ * sockets lets close() and destroy() end them too. The connector returns its socket (undici has
+ * done so since v4, though its types say void); if that ever stops, nothing is tracked.
+ */
+function trackingConnector(base: buildConnector.connector, sockets: Set<Socket>): buildConnector.connector {
+  return (options, callback) => {
+    const socket = (base as (o: buildConnector.Options, cb: buildConnector.Callback) => unknown)(options, callback)
+    if (socket === null || typeof socket !== 'object' || typeof (socket as Socket).destroy !== 'function') return
+    const s = socket as Socket
+    if (s.closed) return
+    sockets.add(s)
+    s.once('close', () => sockets.delete(s))
+  }
+}
+
+/** Destroys `sockets` and resolves once each has emitted 'close' (bounded, to be safe). */
+async function destroySockets(sockets: Set<Socket>): Promise<void> {
+  if (sockets.size === 0) return
+  const closed = [...sockets].map((s) => new Promise<void>((resolve) => {
+    if (s.closed) return resolve()
+    s.once('close', () => resolve())
+    // With an error, undici's connect callback runs and its bookkeeping ends; the connector
+    // listens for 'error', so this is never unhandled.
+    s.destroy(new undiciErrors.ClientDestroyedError())
+  }))
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.all(closed),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SOCKET_CLOSE_WAIT_MS)
+    }),
+  ])
+  clearTimeout(timer)
+}
+
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
 function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal): SendResult {
@@ -111,20 +153,23 @@ export class Transport {
   readonly #url: string
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
+  /** Every socket undici opened and that has not closed yet, connects in flight included. */
+  readonly #sockets = new Set<Socket>()
 
   constructor(opts: ResolvedOptions) {
     this.#path = opts.path
     this.#url = opts.displayUrl
     this.#timeoutMs = opts.requestTimeoutMs
     this.#headers = { 'user-agent': `lokiwire/${VERSION}`, ...opts.headers }
+    // The options undici's Pool would give its own connector (its defaults for the rest).
+    const connector = buildConnector({ ...opts.tls, timeout: opts.connectTimeoutMs })
     this.#pool = new Pool(opts.origin, {
       connections: opts.concurrency,
       pipelining: 1,
-      connectTimeout: opts.connectTimeoutMs,
       headersTimeout: opts.requestTimeoutMs,
       bodyTimeout: opts.requestTimeoutMs,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
-      ...(opts.tls ? { connect: { ...opts.tls } } : {}),
+      connect: trackingConnector(connector, this.#sockets),
     })
   }
 
@@ -180,13 +225,24 @@ export class Transport {
     return result
   }
 
-  /** Waits for requests in flight, then closes every socket. */
+  /**
+   * Waits for requests in flight, then closes every socket. Resolves once none is left, a
+   * connect still in flight included.
+   */
   async close(): Promise<void> {
-    if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+    try {
+      if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+    } finally {
+      await destroySockets(this.#sockets)
+    }
   }
 
-  /** Closes every socket now, failing whatever is in flight. */
+  /** Closes every socket now, failing whatever is in flight; resolves once none is left. */
   async destroy(): Promise<void> {
-    if (!this.#pool.destroyed) await this.#pool.destroy()
+    try {
+      if (!this.#pool.destroyed) await this.#pool.destroy()
+    } finally {
+      await destroySockets(this.#sockets)
+    }
   }
 }

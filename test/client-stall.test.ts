@@ -1,4 +1,6 @@
-import { expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { describe, expect, it } from 'vitest'
 import { LokiClient, LokiTimeoutError } from '../src/index.js'
 import type { BreakerState, FailedEvent } from '../src/index.js'
 import { assertExactlyOnce, assertIdentity, extraResources, resources, seqLines, waitUntil, useLoki } from './helpers.js'
@@ -160,4 +162,78 @@ it('a failed half-open probe opens the breaker again; batches wait instead of be
   await cl.flush({ timeoutMs: 5000 })
   assertExactlyOnce(loki.srv.entries, lines)
   expect(cl.stats().dropped.total).toBe(0)
+})
+
+/**
+ * A receiver in a child process, so that every socket left in this process is the client's.
+ * `stall`: accepts connections, reads requests and never answers. `deaf`: listens with a backlog
+ * of 1 and blocks its event loop, so nothing is ever accepted: the kernel completes the first
+ * handshakes into the accept queue, then drops further SYNs and a client's connect() stays pending.
+ */
+async function startChildReceiver(mode: 'stall' | 'deaf'): Promise<{ url: string; stop: () => Promise<void> }> {
+  const code = `
+    const net = require('node:net')
+    const srv = net.createServer((socket) => socket.resume())
+    srv.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () => {
+      process.stdout.write(srv.address().port + '\\n', () => {
+        // The parent kills this process; until then nothing is accepted any more.
+        if (process.argv[1] === 'deaf') Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)
+      })
+    })`
+  const child = spawn(process.execPath, ['-e', code, mode], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('\n')) resolve(Number(out.trim()))
+    })
+    child.once('exit', (c) => reject(new Error(`receiver exited with ${c}`)))
+  })
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = once(child, 'exit')
+      child.kill('SIGKILL')
+      await exited
+    },
+  }
+}
+
+describe('close() and destroy() resolve only once no socket and no pending connect of the client is left', () => {
+  const ROUNDS = 20
+  const receivers = [
+    { mode: 'stall', name: 'accepts and reads requests, never answers' },
+    { mode: 'deaf', name: 'never accepts: connects stay pending' },
+  ] as const
+  for (const { mode, name } of receivers) {
+    it(`destroy() and close() against a receiver that ${name}, ${ROUNDS} rounds`, async () => {
+      const receiver = await startChildReceiver(mode)
+      try {
+        for (let round = 0; round < ROUNDS; round++) {
+          const before = resources()
+          const cl = (loki.client = new LokiClient({
+            url: receiver.url,
+            labels: { app: 'destroy' },
+            concurrency: 4,
+            connectTimeoutMs: 60_000,
+            requestTimeoutMs: 60_000,
+            batch: { maxEntries: 10, maxWaitMs: 1 },
+          }))
+          for (const line of seqLines(40)) cl.push({ line })
+          await waitUntil(() => cl.stats().inFlight.requests === 4, 'four requests in flight')
+          // Vary the moment: some rounds end while connects are still under way.
+          for (let i = 0; i < round % 4; i++) await new Promise((r) => setImmediate(r))
+          if (round % 2 === 0) await cl.destroy()
+          else await cl.close({ timeoutMs: 1 })
+          // No sleep or wait here: the promise resolving is the guarantee.
+          expect({ round, extra: extraResources(before, resources()) }).toEqual({ round, extra: [] })
+          expect(cl.stats().connections).toBe(0)
+        }
+      } finally {
+        await loki.client?.destroy()
+        await receiver.stop()
+      }
+    })
+  }
 })
