@@ -36,32 +36,53 @@ export interface AttemptInfo {
 export const ERROR_BODY_KEEP = 64 * 1024
 /** Past this a body is not worth draining: the socket is destroyed instead of reused. */
 export const DRAIN_LIMIT = 8 * 1024 * 1024
+/**
+ * A body still arriving after this long is given up and its socket destroyed. Loki's bodies are
+ * empty or a few hundred bytes; one that trickles must not hold the attempt (and its socket)
+ * until `requestTimeoutMs`.
+ */
+export const DRAIN_TIME_LIMIT_MS = 1000
 
 type Body = Dispatcher.ResponseData['body']
 
+interface Drained {
+  /** The first `keep` bytes, decoded as UTF-8 and trimmed. */
+  text: string
+  /** False when the body broke off or was cut by a limit: its socket is destroyed, not reused. */
+  complete: boolean
+}
+
 /**
- * Consumes a body to the end, keeping its first `keep` bytes as text. A body that breaks off
- * throws, even after a 2xx status: the push is then retried, which is safe because Loki drops
- * the duplicate entries a retry may resend.
+ * Reads a body to its end so its socket can serve the next request, keeping its first `keep`
+ * bytes as text. Never throws: a body that breaks off, runs past DRAIN_LIMIT bytes or
+ * DRAIN_TIME_LIMIT_MS, or is aborted by the attempt's deadline is destroyed, which closes its
+ * socket, and reported as incomplete. The status already received decides the outcome.
  */
-async function drain(body: Body, keep: number): Promise<string> {
+async function drain(body: Body, keep: number): Promise<Drained> {
   const chunks: Buffer[] = []
   let kept = 0
   let total = 0
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (kept < keep) {
-      const part = chunk.subarray(0, keep - kept)
-      chunks.push(part)
-      kept += part.length
+  let complete = false
+  const timer = setTimeout(() => body.destroy(), DRAIN_TIME_LIMIT_MS)
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      total += chunk.length
+      if (kept < keep) {
+        const part = chunk.subarray(0, keep - kept)
+        chunks.push(part)
+        kept += part.length
+      }
+      // Not worth reading further: leaving the loop destroys the body and gives up the socket.
+      if (total > DRAIN_LIMIT) break
     }
-    if (total > DRAIN_LIMIT) {
-      // Not worth reading further: give up the socket instead of reusing it.
-      body.destroy()
-      break
-    }
+    complete = total <= DRAIN_LIMIT
+  } catch {
+    // Broke off, timed out or aborted: incomplete, and the body is destroyed below.
+  } finally {
+    clearTimeout(timer)
+    if (!complete && !body.destroyed) body.destroy()
   }
-  return kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim()
+  return { text: kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim(), complete }
 }
 
 /** How long close() and destroy() wait for a destroyed socket's 'close'; it comes on the next turn. */
@@ -155,6 +176,7 @@ export class Transport {
   readonly #timeoutMs: number
   /** Every socket undici opened and that has not closed yet, connects in flight included. */
   readonly #sockets = new Set<Socket>()
+  #abandonedBodies = 0
 
   constructor(opts: ResolvedOptions) {
     this.#path = opts.path
@@ -171,6 +193,15 @@ export class Transport {
       keepAliveTimeout: opts.keepAliveTimeoutMs,
       connect: trackingConnector(connector, this.#sockets),
     })
+  }
+
+  /**
+   * Answers whose body was not read to its end (it broke off, ran past DRAIN_LIMIT or
+   * DRAIN_TIME_LIMIT_MS, or the attempt ended meanwhile): each cost its socket. The status
+   * still decided the outcome, so a 2xx among them counted as delivered and was not resent.
+   */
+  get abandonedBodies(): number {
+    return this.#abandonedBodies
   }
 
   /** Sockets currently open to Loki. */
@@ -198,16 +229,20 @@ export class Transport {
     if (body.contentEncoding !== undefined) headers['content-encoding'] = body.contentEncoding
 
     let result: SendResult
-    let res: Dispatcher.ResponseData | undefined
+    let bodyAbandoned = false
     try {
       if (signal.aborted) throw signal.reason
-      res = await this.#pool.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      const res = await this.#pool.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      // From here the status decides: after a 2xx Loki has stored the push, whatever the body
+      // does next, and resending it would only spend quota on duplicates.
       const failed = res.statusCode < 200 || res.statusCode >= 300 || res.statusCode === 260
-      const text = await drain(res.body, failed ? ERROR_BODY_KEEP : 0)
-      result = classifyStatus(res.statusCode, text, res.headers)
+      const drained = await drain(res.body, failed ? ERROR_BODY_KEEP : 0)
+      if (!drained.complete) {
+        bodyAbandoned = true
+        this.#abandonedBodies++
+      }
+      result = classifyStatus(res.statusCode, drained.text, res.headers)
     } catch (err) {
-      // Whatever failed, the body must not be left holding the socket.
-      if (res !== undefined && !res.body.destroyed) res.body.destroy()
       result = classifyError(err, signal, deadline.signal)
     } finally {
       clearTimeout(timer)
@@ -217,7 +252,7 @@ export class Transport {
     const durationMs = performance.now() - started
     if (result.kind === 'success' || 'status' in result && result.status !== undefined) {
       if (channels.requestEnd.hasSubscribers) {
-        channels.requestEnd.publish({ ...message, status: (result as { status: number }).status, durationMs })
+        channels.requestEnd.publish({ ...message, status: (result as { status: number }).status, durationMs, bodyAbandoned })
       }
     } else if (channels.requestError.hasSubscribers) {
       channels.requestError.publish({ ...message, error: (result as { error: Error }).error, durationMs })
