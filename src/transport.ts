@@ -30,6 +30,8 @@ export interface AttemptInfo {
   batchId: number
   attempt: number
   entries: number
+  /** This attempt's deadline when the retry budget leaves less than `requestTimeoutMs`. */
+  timeoutMs?: number
 }
 
 /** Error bodies are read up to this size for the message; Loki's are a few hundred bytes. */
@@ -204,6 +206,11 @@ export class Transport {
     return this.#abandonedBodies
   }
 
+  /** The longest any attempt may take. */
+  get requestTimeoutMs(): number {
+    return this.#timeoutMs
+  }
+
   /** Sockets currently open to Loki. */
   get connections(): number {
     return this.#pool.stats.connected
@@ -211,7 +218,8 @@ export class Transport {
 
   /**
    * One attempt. `signal` belongs to the batch (destroy, eviction); the attempt adds its own
-   * total deadline on top, so a stalled server costs at most `requestTimeoutMs`.
+   * total deadline on top, so a stalled server costs at most `requestTimeoutMs`, or
+   * `info.timeoutMs` when that is shorter.
    */
   async send(body: EncodedBody, signal: AbortSignal, info: AttemptInfo): Promise<SendResult> {
     const started = performance.now()
@@ -219,9 +227,13 @@ export class Transport {
     if (channels.requestStart.hasSubscribers) channels.requestStart.publish(message)
 
     const deadline = new AbortController()
+    const budgeted = info.timeoutMs !== undefined && info.timeoutMs < this.#timeoutMs
+    const timeoutMs = budgeted ? info.timeoutMs! : this.#timeoutMs
     const timer = setTimeout(() => {
-      deadline.abort(new LokiTimeoutError(`no complete answer within requestTimeoutMs (${this.#timeoutMs} ms)`))
-    }, this.#timeoutMs)
+      deadline.abort(new LokiTimeoutError(budgeted
+        ? `no complete answer within the ${timeoutMs} ms the retry budget (retry.budgetMs) had left`
+        : `no complete answer within requestTimeoutMs (${timeoutMs} ms)`))
+    }, timeoutMs)
     const onAbort = () => deadline.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
 

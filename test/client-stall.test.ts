@@ -103,6 +103,33 @@ it('destroy() aborts requests in flight and counts everything buffered as destro
   expect(extraResources(before, resources())).toEqual([])
 })
 
+it('retry.budgetMs is a deadline: the attempt after a backoff gets only what the budget has left, not requestTimeoutMs', async () => {
+  // A fast 503, then Loki stalls: the second attempt may use only the rest of a 2 s budget.
+  loki.srv.queueFaults({ type: 'status', status: 503 })
+  loki.srv.setFault({ type: 'stall' })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
+    labels: { app: 'budget' },
+    requestTimeoutMs: 600_000,
+    retry: { minDelayMs: 1, maxDelayMs: 5, maxAttempts: 10, budgetMs: 2000 },
+    breaker: false,
+  }))
+  const failures: FailedEvent[] = []
+  cl.on('failed', (e) => failures.push(e))
+  cl.push({ line: 'on a budget' })
+  // Far below requestTimeoutMs, far above the budget: only a deadline from the budget passes.
+  const r = await cl.flush({ timeoutMs: 15_000 })
+  expect(r).toMatchObject({ ok: true, droppedEntries: 1 })
+  expect(cl.stats().dropped.retries_exhausted).toBe(1)
+  expect(loki.srv.requests).toHaveLength(2)
+  expect(failures.map((f) => [f.attempt, f.status, f.error.code, f.willRetry])).toEqual([
+    [1, 503, 'LOKI_HTTP_STATUS', true],
+    [2, undefined, 'LOKI_REQUEST_TIMEOUT', false],
+  ])
+  expect(failures[1]!.error.message).toMatch(/retry budget/)
+  assertIdentity(cl)
+})
+
 it('the breaker opens, sends nothing while open, lets one probe through half-open, and closes', async () => {
   loki.srv.setFault({ type: 'status', status: 503, body: 'ingester unavailable' })
   const cl = (loki.client = new LokiClient({
