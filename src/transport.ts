@@ -3,7 +3,7 @@ import { buildConnector, Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { channels } from './diagnostics.js'
 import type { EncodedBody } from './encode/index.js'
-import { LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
+import { ErrorCodes, LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { parseRetryAfter } from './retry.js'
 import { VERSION } from './version.js'
@@ -17,9 +17,9 @@ export type SendResult =
   | { kind: 'success'; status: number }
   /** 260: a 2xx that stored nothing (ingestion policy). */
   | { kind: 'blocked'; status: number; error: LokiHttpError }
-  /** 429, 408, 5xx, network errors, timeouts. */
+  /** 429, 408, 5xx, network and DNS errors, timeouts. */
   | { kind: 'retryable'; status: number | undefined; error: LokiError; retryAfterMs: number | undefined }
-  /** 400, 401, 403, 404 and other statuses that a retry cannot fix. */
+  /** 400, 401, 403, 404 and other statuses that a retry cannot fix; TLS configuration errors. */
   | { kind: 'failure'; status: number | undefined; error: LokiError }
   /** 413: the body is over the server's limit; the batch should be split. */
   | { kind: 'too_large'; status: number; error: LokiHttpError }
@@ -130,6 +130,37 @@ async function destroySockets(sockets: Set<Socket>): Promise<void> {
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
+/**
+ * TLS failures a retry cannot fix: the certificate does not verify against the trusted CAs, has
+ * expired or names another host, or the server does not speak TLS (an https URL on a plain
+ * port) or refused our protocol or client certificate. They are configuration errors, reported
+ * at once instead of retried like an outage.
+ */
+const TLS_CONFIG_CODES = new Set([
+  // Certificate verification (OpenSSL's X509_V_ERR_* as Node names them).
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD', 'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  // Node's host name check.
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  // The handshake itself.
+  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+])
+
+/** The host name did not resolve. Retried: in a cluster DNS flaps while services restart. */
+const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA'])
+
+/** `err`'s message, with its code added only when the message does not already say it. */
+function describeError(err: unknown, code: string | undefined): string {
+  const message = err instanceof Error ? err.message : String(err)
+  return code === undefined || message.includes(code) ? message : `${message} (${code})`
+}
+
 function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal): SendResult {
   if (signal.aborted) {
     return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason ?? err) }
@@ -138,19 +169,27 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
     const reason = deadline.reason as LokiTimeoutError
     return { kind: 'retryable', status: undefined, error: reason, retryAfterMs: undefined }
   }
-  const code = (err as { code?: unknown })?.code
-  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
+  const raw = (err as { code?: unknown })?.code
+  const code = typeof raw === 'string' ? raw : undefined
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
     return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out (${code})`, err), retryAfterMs: undefined }
+  }
+  if (code !== undefined && TLS_CONFIG_CODES.has(code)) {
+    const error = new LokiNetworkError(`TLS handshake with Loki failed: ${describeError(err, code)}`, err, ErrorCodes.TLS)
+    return { kind: 'failure', status: undefined, error }
+  }
+  if (code !== undefined && DNS_CODES.has(code)) {
+    const error = new LokiNetworkError(`could not resolve Loki's host: ${describeError(err, code)}`, err, ErrorCodes.DNS)
+    return { kind: 'retryable', status: undefined, error, retryAfterMs: undefined }
   }
   if (err instanceof undiciErrors.InvalidArgumentError) {
     // A bad header or URL will not get better on retry.
     return { kind: 'failure', status: undefined, error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
   }
-  const message = err instanceof Error ? err.message : String(err)
   return {
     kind: 'retryable',
     status: undefined,
-    error: new LokiNetworkError(`request failed: ${typeof code === 'string' ? `${code} ` : ''}${message}`, err),
+    error: new LokiNetworkError(`request failed: ${describeError(err, code)}`, err),
     retryAfterMs: undefined,
   }
 }

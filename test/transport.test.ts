@@ -2,12 +2,17 @@
  * The HTTP layer on its own, against real node:http servers on 127.0.0.1: every path of
  * Transport.send() from a status or an error to its SendResult, and what each leaves of the socket.
  */
+import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { ErrorCodes, LokiClient, LokiNetworkError } from '../src/index.js'
+import type { DropEvent, FailedEvent } from '../src/index.js'
 import { resolveOptions, type LokiClientOptions } from '../src/options.js'
 import { DRAIN_LIMIT, Transport, type SendResult } from '../src/transport.js'
-import { waitUntil } from './helpers.js'
+import { FAST, waitUntil } from './helpers.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -140,5 +145,107 @@ describe('after a 2xx status the push is stored, whatever the body does next', (
     expect(t.abandonedBodies).toBe(0)
     expect(srv.accepted).toBe(1)
     expect(t.connections).toBe(1)
+  })
+})
+
+const tlsDir = join(import.meta.dirname, 'fixtures', 'tls')
+const pem = (name: string) => readFileSync(join(tlsDir, name))
+
+/** An https server answering 204 with the given certificate, counting the requests that got through. */
+async function httpsServer(cert: Buffer, key: Buffer): Promise<{ url: string; requests: () => number }> {
+  let requests = 0
+  const server = createHttpsServer({ cert, key }, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      requests++
+      res.writeHead(204)
+      res.end()
+    })
+  })
+  // A refused handshake is the point of these tests, not a server problem.
+  server.on('tlsClientError', () => {})
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  cleanup.push(() => new Promise((r) => {
+    server.closeAllConnections()
+    server.close(r)
+  }))
+  return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, requests: () => requests }
+}
+
+describe('connection failures: TLS configuration errors are final, DNS and the rest are retried, each with its code', () => {
+  const cases: Array<{ name: string; cause: string; server: () => Promise<{ url: string; requests: () => number }>; tls?: LokiClientOptions['tls'] }> = [
+    { name: 'a self-signed certificate', cause: 'DEPTH_ZERO_SELF_SIGNED_CERT', server: () => httpsServer(pem('cert.pem'), pem('key.pem')) },
+    { name: 'a certificate from an untrusted CA', cause: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', server: () => httpsServer(pem('leaf.pem'), pem('leaf-key.pem')) },
+    { name: 'an expired certificate', cause: 'CERT_HAS_EXPIRED', server: () => httpsServer(pem('expired.pem'), pem('leaf-key.pem')), tls: { ca: pem('ca.pem') } },
+    {
+      name: 'a certificate for another host name',
+      cause: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      server: () => httpsServer(pem('leaf.pem'), pem('leaf-key.pem')),
+      tls: { ca: pem('ca.pem'), servername: 'loki.example.com' },
+    },
+    {
+      name: 'an https URL on a plain HTTP port',
+      cause: 'ERR_SSL_WRONG_VERSION_NUMBER',
+      server: async () => {
+        const srv = await rawServer((_req, res) => res.end())
+        return { url: srv.url.replace('http:', 'https:'), requests: () => srv.sockets.length }
+      },
+    },
+  ]
+  for (const c of cases) {
+    it(`${c.name}: LOKI_TLS, not retried (${c.cause})`, async () => {
+      const srv = await c.server()
+      const t = transport(srv.url, c.tls ? { tls: c.tls } : {})
+      const r = await send(t)
+      expect(r.kind).toBe('failure')
+      if (r.kind !== 'failure') return
+      expect(r.error).toBeInstanceOf(LokiNetworkError)
+      expect(r.error.code).toBe(ErrorCodes.TLS)
+      expect((r.error.cause as { code?: string }).code).toBe(c.cause)
+      expect(r.error.message).toMatch(/^TLS handshake with Loki failed: /)
+      expect(r.error.message.split(c.cause)).toHaveLength(2) // named once
+      expect(srv.requests()).toBe(0)
+    })
+  }
+
+  it('a TLS configuration error drops the batch after one attempt instead of retrying it like an outage', async () => {
+    const srv = await httpsServer(pem('cert.pem'), pem('key.pem'))
+    const cl = new LokiClient({ url: srv.url, labels: { app: 'tls' }, ...FAST, retry: { ...FAST.retry, maxAttempts: 10 } })
+    cleanup.push(() => cl.destroy())
+    const failed: FailedEvent[] = []
+    const drops: DropEvent[] = []
+    cl.on('failed', (e) => failed.push(e))
+    cl.on('drop', (e) => drops.push(e))
+    cl.push({ line: 'to a misconfigured Loki' })
+    const r = await cl.flush({ timeoutMs: 10_000 })
+    expect(r).toMatchObject({ ok: true, droppedEntries: 1 })
+    expect(failed.map((f) => [f.attempt, f.error.code, f.willRetry])).toEqual([[1, 'LOKI_TLS', false]])
+    expect(drops.map((d) => [d.reason, d.error?.code])).toEqual([['rejected', 'LOKI_TLS']])
+    expect(cl.stats()).toMatchObject({ retries: 0, breaker: 'closed' })
+  })
+
+  it('a host name that does not resolve: LOKI_DNS, retried', async () => {
+    // RFC 6761: .invalid never resolves, and resolvers answer so without asking the network.
+    const t = transport('http://loki.invalid:3100')
+    const r = await within(send(t), 15_000, 'the attempt')
+    expect(r.kind).toBe('retryable')
+    if (r.kind !== 'retryable') return
+    expect(r.error).toBeInstanceOf(LokiNetworkError)
+    expect(r.error.code).toBe(ErrorCodes.DNS)
+    expect(r.error.message).toMatch(/^could not resolve Loki's host: /)
+    expect(r.error.message.split('ENOTFOUND')).toHaveLength(2)
+  })
+
+  it('a refused connection: LOKI_NETWORK, retried, the code named once in the message', async () => {
+    // A port that was just free: listen, note it, close.
+    const probe = await rawServer((_req, res) => res.end())
+    const url = probe.url
+    await cleanup.pop()!()
+    const t = transport(url)
+    const r = await send(t)
+    expect(r.kind).toBe('retryable')
+    if (r.kind !== 'retryable') return
+    expect(r.error.code).toBe(ErrorCodes.NETWORK)
+    expect(r.error.message).toMatch(/^request failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/)
   })
 })
