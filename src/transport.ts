@@ -79,10 +79,10 @@ async function drain(body: Body, keep: number): Promise<Drained> {
     }
     complete = total <= DRAIN_LIMIT
   } catch {
-    // Broke off, timed out or aborted: incomplete, and the body is destroyed below.
+    // Broke off, timed out or aborted: the stream destroyed itself on the way.
   } finally {
+    // Leaving the loop early (break or throw) has destroyed the body: its socket is not reused.
     clearTimeout(timer)
-    if (!complete && !body.destroyed) body.destroy()
   }
   return { text: kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim(), complete }
 }
@@ -97,22 +97,24 @@ const SOCKET_CLOSE_WAIT_MS = 1000
  * sockets lets close() and destroy() end them too. The connector returns its socket (undici has
  * done so since v4, though its types say void); if that ever stops, nothing is tracked.
  */
-function trackingConnector(base: buildConnector.connector, sockets: Set<Socket>): buildConnector.connector {
+export function trackingConnector(base: buildConnector.connector, sockets: Set<Socket>): buildConnector.connector {
   return (options, callback) => {
     const socket = (base as (o: buildConnector.Options, cb: buildConnector.Callback) => unknown)(options, callback)
     if (socket === null || typeof socket !== 'object' || typeof (socket as Socket).destroy !== 'function') return
     const s = socket as Socket
-    if (s.closed) return
     sockets.add(s)
     s.once('close', () => sockets.delete(s))
   }
 }
 
-/** Destroys `sockets` and resolves once each has emitted 'close' (bounded, to be safe). */
+/**
+ * Destroys `sockets` and resolves once each has emitted 'close' (bounded, to be safe). A socket
+ * leaves the set on 'close', which comes only once its handle (and any connect on it) is gone;
+ * `socket.closed` turns true earlier, so it is no proof that nothing is left.
+ */
 async function destroySockets(sockets: Set<Socket>): Promise<void> {
   if (sockets.size === 0) return
   const closed = [...sockets].map((s) => new Promise<void>((resolve) => {
-    if (s.closed) return resolve()
     s.once('close', () => resolve())
     // With an error, undici's connect callback runs and its bookkeeping ends; the connector
     // listens for 'error', so this is never unhandled.
@@ -163,7 +165,7 @@ function describeError(err: unknown, code: string | undefined): string {
 
 function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal): SendResult {
   if (signal.aborted) {
-    return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason ?? err) }
+    return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason) }
   }
   if (deadline.aborted) {
     const reason = deadline.reason as LokiTimeoutError
@@ -172,7 +174,7 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
   const raw = (err as { code?: unknown })?.code
   const code = typeof raw === 'string' ? raw : undefined
   if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out (${code})`, err), retryAfterMs: undefined }
+    return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out: ${describeError(err, code)}`, err), retryAfterMs: undefined }
   }
   if (code !== undefined && TLS_CONFIG_CODES.has(code)) {
     const error = new LokiNetworkError(`TLS handshake with Loki failed: ${describeError(err, code)}`, err, ErrorCodes.TLS)

@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { LokiClient, LokiTimeoutError } from '../src/index.js'
 import type { BreakerState, FailedEvent } from '../src/index.js'
+import { resolveOptions } from '../src/options.js'
+import { Transport } from '../src/transport.js'
 import { assertExactlyOnce, assertIdentity, extraResources, resources, seqLines, waitUntil, useLoki } from './helpers.js'
 
 const loki = useLoki()
@@ -262,5 +265,30 @@ describe('close() and destroy() resolve only once no socket and no pending conne
         await receiver.stop()
       }
     })
+  }
+})
+
+it('a connect that does not complete within connectTimeoutMs is a retryable timeout, and leaves nothing behind', async () => {
+  const receiver = await startChildReceiver('deaf')
+  const { port } = new URL(receiver.url)
+  // Fill the receiver's accept queue (backlog 1 holds two) so that the next SYN goes unanswered.
+  const fillers = Array.from({ length: 4 }, () => connect({ host: '127.0.0.1', port: Number(port) }).on('error', () => {}))
+  let connected = 0
+  for (const f of fillers) f.once('connect', () => connected++)
+  const t = new Transport(resolveOptions({ url: receiver.url, labels: { app: 'connect' }, connectTimeoutMs: 200, requestTimeoutMs: 600_000 }))
+  try {
+    await waitUntil(() => connected >= 2, 'the accept queue to fill')
+    const before = resources()
+    const r = await t.send({ body: Buffer.from('{}'), contentType: 'application/json', contentEncoding: undefined }, new AbortController().signal, { batchId: 1, attempt: 1, entries: 1 })
+    expect(r).toMatchObject({ kind: 'retryable', status: undefined })
+    if (r.kind !== 'retryable') return
+    expect(r.error).toBeInstanceOf(LokiTimeoutError)
+    expect(r.error.message).toMatch(/^request timed out: .*\(UND_ERR_CONNECT_TIMEOUT\)$/)
+    await t.destroy()
+    expect(extraResources(before, resources())).toEqual([])
+  } finally {
+    await t.destroy()
+    for (const f of fillers) f.destroy()
+    await receiver.stop()
   }
 })

@@ -2,16 +2,18 @@
  * The HTTP layer on its own, against real node:http servers on 127.0.0.1: every path of
  * Transport.send() from a status or an error to its SendResult, and what each leaves of the socket.
  */
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { ErrorCodes, LokiClient, LokiNetworkError } from '../src/index.js'
+import { Pool } from 'undici'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ErrorCodes, LokiClient, LokiHttpError, LokiNetworkError } from '../src/index.js'
 import type { DropEvent, FailedEvent } from '../src/index.js'
 import { resolveOptions, type LokiClientOptions } from '../src/options.js'
-import { DRAIN_LIMIT, Transport, type SendResult } from '../src/transport.js'
+import { DRAIN_LIMIT, trackingConnector, Transport, type SendResult } from '../src/transport.js'
 import { FAST, waitUntil } from './helpers.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -247,5 +249,129 @@ describe('connection failures: TLS configuration errors are final, DNS and the r
     if (r.kind !== 'retryable') return
     expect(r.error.code).toBe(ErrorCodes.NETWORK)
     expect(r.error.message).toMatch(/^request failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/)
+  })
+})
+
+describe('every other path of an attempt', () => {
+  it('a signal aborted before the attempt: aborted, nothing sent', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    const ac = new AbortController()
+    ac.abort(new Error('destroyed before the attempt'))
+    const r = await send(t, ac.signal)
+    expect(r.kind).toBe('aborted')
+    expect(r.kind === 'aborted' && r.error.code).toBe(ErrorCodes.ABORTED)
+    expect(srv.sockets).toHaveLength(0)
+  })
+
+  it('a signal aborted while waiting for the status: aborted, and the socket is destroyed', async () => {
+    const srv = await rawServer(() => {}) // never answers
+    const t = transport(srv.url)
+    const ac = new AbortController()
+    const pending = send(t, ac.signal)
+    await waitUntil(() => srv.sockets.length === 1, 'the request to arrive')
+    ac.abort(new Error('destroy()'))
+    const r = await pending
+    expect(r.kind).toBe('aborted')
+    expect(r.kind === 'aborted' && (r.error.cause as Error).message).toBe('destroy()')
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
+  })
+
+  it('a signal aborted while a 2xx body is arriving: still a success, the body abandoned', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1000 })
+      res.write('x')
+    })
+    const t = transport(srv.url)
+    const ac = new AbortController()
+    // undici publishes this once the status and headers are parsed, before the body is read.
+    const onHeaders = () => queueMicrotask(() => ac.abort(new Error('destroy()')))
+    diagnosticsChannel.subscribe('undici:request:headers', onHeaders)
+    try {
+      expect(await send(t, ac.signal)).toEqual({ kind: 'success', status: 200 })
+    } finally {
+      diagnosticsChannel.unsubscribe('undici:request:headers', onHeaders)
+    }
+    expect(t.abandonedBodies).toBe(1)
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
+  })
+
+  it('a 500 whose body breaks off: the status decides (retryable 500), with what arrived of the body', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(500, { 'content-length': 1000 })
+      res.write('ingester unavailable', () => res.socket!.destroy())
+    })
+    const t = transport(srv.url)
+    const r = await send(t)
+    expect(r).toMatchObject({ kind: 'retryable', status: 500, retryAfterMs: undefined })
+    expect(r.kind === 'retryable' && (r.error as LokiHttpError).body).toBe('ingester unavailable')
+    expect(t.abandonedBodies).toBe(1)
+  })
+
+  it('408 and 429 are retryable with Retry-After; 413 is too_large; other 4xx are final', async () => {
+    const answers: Array<[number, Record<string, string>]> = [[408, {}], [429, { 'retry-after': '2' }], [413, {}], [422, {}]]
+    const srv = await rawServer((_req, res) => {
+      const [status, headers] = answers.shift()!
+      res.writeHead(status, headers)
+      res.end('no')
+    })
+    const t = transport(srv.url, { concurrency: 1 })
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 408, retryAfterMs: undefined })
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 429, retryAfterMs: 2000 })
+    expect(await send(t)).toMatchObject({ kind: 'too_large', status: 413 })
+    expect(await send(t)).toMatchObject({ kind: 'failure', status: 422 })
+    expect(t.abandonedBodies).toBe(0)
+    expect(srv.accepted).toBe(1) // every error body drained: one socket served all four
+  })
+
+  it('a header value undici refuses is final: a retry cannot fix it', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    // The options validator refuses such a value; bypass it to reach the transport's own guard.
+    const t = new Transport({ ...resolveOptions({ url: srv.url, labels: { app: 'transport' } }), headers: { 'x-bad': 'a\r\nb' } })
+    cleanup.push(() => t.destroy())
+    const r = await send(t)
+    expect(r.kind).toBe('failure')
+    expect(r.kind === 'failure' && r.error.code).toBe(ErrorCodes.NETWORK)
+    expect(r.kind === 'failure' && r.error.message).toMatch(/^request rejected by the HTTP client: /)
+    expect(srv.sockets).toHaveLength(0)
+  })
+
+  it('a rejection that is not an Error and has no code is retryable, its text kept', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    // Nothing in undici rejects like this today; the transport must still not throw if it does.
+    const spy = vi.spyOn(Pool.prototype, 'request').mockImplementationOnce(() => Promise.reject('odd failure') as never)
+    try {
+      const r = await send(t)
+      expect(r).toMatchObject({ kind: 'retryable', status: undefined })
+      expect(r.kind === 'retryable' && r.error.message).toBe('request failed: odd failure')
+    } finally {
+      spy.mockRestore()
+    }
+  })
+
+  it('close() waits for the socket to close; close() and destroy() again are no-ops', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    expect(await send(t)).toEqual({ kind: 'success', status: 200 })
+    expect(t.connections).toBe(1)
+    await t.close()
+    expect(t.connections).toBe(0)
+    await waitUntil(() => srv.open.size === 0, 'the server to see the socket close')
+    await t.close()
+    await t.destroy()
+    await t.destroy()
+    await t.close()
+  })
+
+  it('the connector wrapper passes through a connector that returns no socket, tracking nothing', () => {
+    const sockets = new Set<Socket>()
+    const calls: string[] = []
+    const base = ((o: { hostname: string }) => {
+      calls.push(o.hostname)
+    }) as unknown as Parameters<typeof trackingConnector>[0]
+    trackingConnector(base, sockets)({ hostname: 'h', protocol: 'http:', port: '1' }, () => {})
+    expect(calls).toEqual(['h'])
+    expect(sockets.size).toBe(0)
   })
 })
