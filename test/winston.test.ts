@@ -62,6 +62,19 @@ describe('LokiTransport: levels and lines', () => {
     await server.waitFor((x) => x.connections.open === 0)
   })
 
+  it('stamps a record whose timestamp Loki cannot hold with now instead of dropping it', async () => {
+    const t = transport()
+    const logger = winston.createLogger({ transports: [t] })
+    const before = Date.now()
+    logger.info('float', { timestamp: 1e30 })
+    logger.info('big', { timestamp: 99999999999999999999 })
+    logger.info('digits', { timestamp: '99999999999999999999' })
+    await end(logger)
+    expect(t.client.stats().dropped.total).toBe(0)
+    expect(server.entries.map((e) => parsed(e).message).sort()).toEqual(['big', 'digits', 'float'])
+    for (const e of server.entries) expect(Number(BigInt(e.timestamp) / 1_000_000n)).toBeGreaterThanOrEqual(before)
+  })
+
   it('names levels of the npm, syslog, cli and custom sets', async () => {
     const sets: Array<[Record<string, number>, string[]]> = [
       [winston.config.npm.levels, ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']],
