@@ -217,6 +217,23 @@ describe('LokiTransport: Loki failing', () => {
     expect(new Set(server.entries.map((e) => parsed(e).seq)).size).toBe(20_000)
   })
 
+  it('a burst followed by a long synchronous stretch still waits for Loki: a late hold timer is not a stalled Loki', async () => {
+    const t = transport({ maxBufferBytes: 2 * 1024 * 1024 })
+    const logger = winston.createLogger({ transports: [t] })
+    for (let seq = 0; seq < 40_000; seq++) logger.info('burst', { seq })
+    // The app's own work keeps the loop away longer than the gate's hold: nothing could be
+    // delivered meanwhile, so nothing must be given up on.
+    const until = Date.now() + 1500
+    while (Date.now() < until) {
+      // busy
+    }
+    await end(logger)
+    expect(t.client.stats().dropped).toMatchObject({ total: 0 })
+    expect(server.entries).toHaveLength(40_000)
+    expect(new Set(server.entries.map((e) => parsed(e).seq)).size).toBe(40_000)
+    assertIdentity(t.client)
+  })
+
   it('with Loki stalled the logger stops waiting: the buffer limit holds, refusals are counted', async () => {
     server.setFault({ type: 'stall' })
     const t = transport({ maxBufferBytes: 256 * 1024, batch: { maxBytes: 64 * 1024 }, closeTimeoutMs: 200 })
