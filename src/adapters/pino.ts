@@ -15,6 +15,7 @@
  * entry, so the close deadline is capped below thread-stream's limit.
  */
 import { EventEmitter } from 'node:events'
+import { writeSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -413,6 +414,63 @@ class WorkerDestination extends Writable {
   }
 }
 
+/** Prints to fd 2: in a worker, process.stderr is relayed through a main thread that may be blocked. */
+function printError(line: string): void {
+  try {
+    writeSync(2, line + '\n')
+  } catch {
+    // Nowhere left to report to.
+  }
+}
+
+/**
+ * What the worker hands thread-stream when its options are wrong: one line on stderr naming the
+ * option, then every line is read and discarded (so the logger never blocks on a full buffer),
+ * and the count is printed when the transport ends.
+ */
+class MisconfiguredDestination extends Writable {
+  readonly #what: string
+  #lines = 0
+  #partial = false
+
+  constructor(err: unknown) {
+    super({ decodeStrings: false, highWaterMark: 16 * 1024 * 1024 })
+    const reason = err instanceof Error ? err.message : String(err)
+    this.#what = err instanceof LokiOptionError ? `the invalid option "${err.option}"` : 'invalid options'
+    printError(
+      `lokiwire/pino: ${reason}. Fix it in the options of pino's transport { target: 'lokiwire/pino', options }; ` +
+        'until then every log line is discarded (the count is printed when the transport ends)',
+    )
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
+    const text = typeof chunk === 'string' ? chunk : chunk.toString()
+    let nl = text.indexOf('\n')
+    let from = 0
+    while (nl !== -1) {
+      if (nl > from || this.#partial) this.#lines++
+      this.#partial = false
+      from = nl + 1
+      nl = text.indexOf('\n', from)
+    }
+    if (from < text.length) this.#partial = true
+    cb()
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    if (this.#partial) this.#lines++
+    this.#partial = false
+    const n = this.#lines
+    if (n > 0) printError(`lokiwire/pino: discarded ${n} log ${n === 1 ? 'line' : 'lines'} because of ${this.#what}`)
+    cb()
+  }
+
+  /** thread-stream's FLUSH: nothing is ever pending. */
+  flush(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
 interface ThreadStreamData {
   $context?: { threadStreamVersion?: string }
   pinoWillSendConfig?: boolean
@@ -445,12 +503,19 @@ export default async function lokiPinoTransport(options: LokiPinoOptions): Promi
       // The parent is gone; stderr (if enabled) has the report.
     }
   }
-  const pipeline = new PinoPipeline(
-    own,
-    { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
-    // pino passes its customLevels in the options of a single target, or beside the targets.
-    given.levels ?? ctx?.levels,
-  )
+  let pipeline: PinoPipeline
+  try {
+    pipeline = new PinoPipeline(
+      own,
+      { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
+      // pino passes its customLevels in the options of a single target, or beside the targets.
+      given.levels ?? ctx?.levels,
+    )
+  } catch (err) {
+    // Thrown here, the error would reach the main thread as an 'error' event on pino's transport
+    // stream, which nobody listens to: the host would crash because of its logging.
+    return new MisconfiguredDestination(err)
+  }
   if (port !== null && port !== undefined) {
     let received: (() => void) | undefined
     const configured = new Promise<void>((resolve) => (received = resolve))
