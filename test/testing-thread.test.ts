@@ -26,6 +26,14 @@ it("pino worker transport + a same-process receiver in its own thread: end() del
   expect((closed!.after as string[]).filter((x) => x !== 'PipeWrap' && x !== 'CloseReq')).toEqual([])
 })
 
+it('without { thread: true } the worker cannot be answered; the loss report says why and what to change', async () => {
+  const r = await runChild(dir!, 'pino-same-process.mjs', ['300', 'same', '1000'], { timeoutMs: 30_000 }).result
+  expect(r.killed).toBe(false)
+  expect(r.code, r.stderr).toBe(0)
+  expect(r.stderr).toContain('lokiwire: dropped 300 log entries (close_timeout: 300)')
+  expect(r.stderr).toContain("If it is lokiwire/testing's receiver in this same process, it cannot answer while pino's transport.end() or exit hook blocks the main thread: create it with createLokiTestServer({ thread: true })")
+})
+
 it('the mirror: reads are synchronous and current, commands apply before the next request, reset and waitFor work', async () => {
   const { createLokiTestServer } = (await import('../dist/testing/index.js')) as typeof import('../src/testing/index.js')
   const { LokiClient } = await import('../src/client.js')

@@ -114,6 +114,24 @@ function readPinoHead(line: string): { level: number; time: number } | undefined
   return { level: Number(head[1]), time: Number(head[2]) }
 }
 
+function isLoopback(url: unknown): boolean {
+  try {
+    const host = new URL(String(url)).hostname
+    return host === 'localhost' || host === '[::1]' || host.startsWith('127.')
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Printed when the worker's close deadline passed against a Loki on this machine. The likeliest
+ * cause is a test receiver on the main thread, which pino blocks while the worker delivers.
+ */
+const SAME_THREAD_HINT =
+  "lokiwire/pino: Loki on this machine did not answer before the close deadline. If it is lokiwire/testing's " +
+  "receiver in this same process, it cannot answer while pino's transport.end() or exit hook blocks the main thread: " +
+  'create it with createLokiTestServer({ thread: true })'
+
 function levelTable(custom: unknown, name: string): Map<number, string> {
   const table = new Map<number, string>()
   for (const [n, v] of Object.entries(PINO_LEVELS)) table.set(v, n)
@@ -134,6 +152,8 @@ class PinoPipeline {
   readonly client: LokiClient
   readonly reporter: Reporter
   readonly closeTimeoutMs: number
+  /** Loki's host is this machine, and the adapter may print to stderr. */
+  readonly localStderr: boolean
   readonly #mapper: RecordMapper
   /** The mapping needs only the level and the time: lines in pino's default form skip JSON.parse. */
   readonly #headOnly: boolean
@@ -169,6 +189,7 @@ class PinoPipeline {
     this.#headOnly = !this.#mapper.readsRecord
     this.client = new LokiClient(client)
     this.closeTimeoutMs = this.client.limits.closeTimeoutMs
+    this.localStderr = mapping.onFailure === 'stderr' && isLoopback(client.url)
     this.reporter = new Reporter(this.client, { stderr: mapping.onFailure === 'stderr', ...hooks })
   }
 
@@ -393,8 +414,9 @@ class WorkerDestination extends Writable {
 
   override _final(cb: (error?: Error | null) => void): void {
     const timeoutMs = Math.min(this.#pipeline.closeTimeoutMs, WORKER_CLOSE_CAP_MS)
-    void this.#pipeline.close({ timeoutMs }).then(() => {
+    void this.#pipeline.close({ timeoutMs }).then((result) => {
       this.#gate.close()
+      if (result.timedOut && this.#pipeline.localStderr) printError(SAME_THREAD_HINT)
       cb()
     })
   }
