@@ -36,6 +36,8 @@ export default defineConfig([
     // p-queue is ESM-only. require(esm) hands back a namespace whose default export esbuild's
     // interop does not unwrap, so the CommonJS build carries its own copy (about 10 KB).
     noExternal: ['p-queue', 'eventemitter3', 'p-timeout'],
+    // import.meta.url for the CommonJS build (lokiwire/winston loads its optional peer with it).
+    shims: true,
     external: ['undici', 'opossum', 'snappy', 'pino', 'pino-abstract-transport', 'winston', 'winston-transport'],
   },
   {

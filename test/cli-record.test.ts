@@ -26,6 +26,17 @@ it('timestamps: epoch s, ms, us and ns told apart by size; ISO strings; junk ign
   expect(timestampOf(null)).toBeUndefined()
 })
 
+it('timestamps Loki cannot hold (after 2262, as int64 ns) are unusable: the line is stamped when read', () => {
+  for (const t of [1e30, 99999999999999999999, '99999999999999999999', '9223372036854775808', '9'.repeat(60), new Date(8.64e15)]) {
+    expect(timestampOf(t)).toBeUndefined()
+  }
+  expect(timestampOf('9223372036854775807')).toBe('9223372036854775807')
+  const map = createLineMapper({ format: 'auto', jsonLabels: [], jsonMetadata: [] })
+  for (const line of ['{"time":1e30,"msg":"x"}', '{"time":99999999999999999999,"msg":"x"}', '{"timestamp":"99999999999999999999"}']) {
+    expect(map(line)).toEqual({ line })
+  }
+})
+
 it('maps a record: the line is untouched, time, level, lifted labels and metadata', () => {
   const map = createLineMapper({ format: 'auto', jsonLabels: ['service', 'level', 'obj', 'empty'], jsonMetadata: ['trace_id', 'ctx', 'nil'] })
   const line = ' {"level":40,"time":1700000000123,"service":"api","obj":{"a":1},"empty":"","trace_id":42,"ctx":{"b":2},"nil":null}'

@@ -116,6 +116,24 @@ describe('lokiStream: lines, levels, timestamps', () => {
     expect(Number(ts.none!.ns / 1_000_000n)).toBeGreaterThanOrEqual(before)
   })
 
+  it('stamps a record whose time Loki cannot hold (1e30, 99999999999999999999, a 30-digit head) with now instead of dropping it', async () => {
+    const s = open()
+    const before = Date.now()
+    const log = pino({ base: null }, s)
+    log.info({ time: 1e30 }, 'float')
+    log.info({ time: 99999999999999999999 }, 'big')
+    log.info({ time: '99999999999999999999' }, 'digits')
+    log.info({ time: new Date(8.64e15) }, 'date')
+    // pino's own head carries the time: the fast path that skips JSON.parse reads it.
+    const head = pino({ base: null, timestamp: () => ',"time":123456789012345678901234567890' }, s)
+    head.info('head')
+    await closeAndCheck(s)
+    expect(s.client.stats().dropped.total).toBe(0)
+    const got = Object.fromEntries(server.entries.map((e) => [parsed(e).msg, Number(BigInt(e.timestamp) / 1_000_000n)]))
+    expect(Object.keys(got).sort()).toEqual(['big', 'date', 'digits', 'float', 'head'])
+    for (const ms of Object.values(got)) expect(ms).toBeGreaterThanOrEqual(before)
+  })
+
   it('ships a line that is not JSON as it is, with level unknown, and joins lines split across writes', async () => {
     const s = open()
     s.write('plain text, no JSON\n{"broken json\n')

@@ -62,6 +62,19 @@ describe('LokiTransport: levels and lines', () => {
     await server.waitFor((x) => x.connections.open === 0)
   })
 
+  it('stamps a record whose timestamp Loki cannot hold with now instead of dropping it', async () => {
+    const t = transport()
+    const logger = winston.createLogger({ transports: [t] })
+    const before = Date.now()
+    logger.info('float', { timestamp: 1e30 })
+    logger.info('big', { timestamp: 99999999999999999999 })
+    logger.info('digits', { timestamp: '99999999999999999999' })
+    await end(logger)
+    expect(t.client.stats().dropped.total).toBe(0)
+    expect(server.entries.map((e) => parsed(e).message).sort()).toEqual(['big', 'digits', 'float'])
+    for (const e of server.entries) expect(Number(BigInt(e.timestamp) / 1_000_000n)).toBeGreaterThanOrEqual(before)
+  })
+
   it('names levels of the npm, syslog, cli and custom sets', async () => {
     const sets: Array<[Record<string, number>, string[]]> = [
       [winston.config.npm.levels, ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']],
@@ -202,6 +215,23 @@ describe('LokiTransport: Loki failing', () => {
     expect(t.client.stats().dropped.total).toBe(0)
     expect(server.entries).toHaveLength(20_000)
     expect(new Set(server.entries.map((e) => parsed(e).seq)).size).toBe(20_000)
+  })
+
+  it('a burst followed by a long synchronous stretch still waits for Loki: a late hold timer is not a stalled Loki', async () => {
+    const t = transport({ maxBufferBytes: 2 * 1024 * 1024 })
+    const logger = winston.createLogger({ transports: [t] })
+    for (let seq = 0; seq < 40_000; seq++) logger.info('burst', { seq })
+    // The app's own work keeps the loop away longer than the gate's hold: nothing could be
+    // delivered meanwhile, so nothing must be given up on.
+    const until = Date.now() + 1500
+    while (Date.now() < until) {
+      // busy
+    }
+    await end(logger)
+    expect(t.client.stats().dropped).toMatchObject({ total: 0 })
+    expect(server.entries).toHaveLength(40_000)
+    expect(new Set(server.entries.map((e) => parsed(e).seq)).size).toBe(40_000)
+    assertIdentity(t.client)
   })
 
   it('with Loki stalled the logger stops waiting: the buffer limit holds, refusals are counted', async () => {

@@ -15,6 +15,7 @@
  * entry, so the close deadline is capped below thread-stream's limit.
  */
 import { EventEmitter } from 'node:events'
+import { writeSync } from 'node:fs'
 import { Writable } from 'node:stream'
 import { StringDecoder } from 'node:string_decoder'
 import { parentPort, workerData } from 'node:worker_threads'
@@ -113,6 +114,24 @@ function readPinoHead(line: string): { level: number; time: number } | undefined
   return { level: Number(head[1]), time: Number(head[2]) }
 }
 
+function isLoopback(url: unknown): boolean {
+  try {
+    const host = new URL(String(url)).hostname
+    return host === 'localhost' || host === '[::1]' || host.startsWith('127.')
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Printed when the worker's close deadline passed against a Loki on this machine. The likeliest
+ * cause is a test receiver on the main thread, which pino blocks while the worker delivers.
+ */
+const SAME_THREAD_HINT =
+  "lokiwire/pino: Loki on this machine did not answer before the close deadline. If it is lokiwire/testing's " +
+  "receiver in this same process, it cannot answer while pino's transport.end() or exit hook blocks the main thread: " +
+  'create it with createLokiTestServer({ thread: true })'
+
 function levelTable(custom: unknown, name: string): Map<number, string> {
   const table = new Map<number, string>()
   for (const [n, v] of Object.entries(PINO_LEVELS)) table.set(v, n)
@@ -133,6 +152,8 @@ class PinoPipeline {
   readonly client: LokiClient
   readonly reporter: Reporter
   readonly closeTimeoutMs: number
+  /** Loki's host is this machine, and the adapter may print to stderr. */
+  readonly localStderr: boolean
   readonly #mapper: RecordMapper
   /** The mapping needs only the level and the time: lines in pino's default form skip JSON.parse. */
   readonly #headOnly: boolean
@@ -168,6 +189,7 @@ class PinoPipeline {
     this.#headOnly = !this.#mapper.readsRecord
     this.client = new LokiClient(client)
     this.closeTimeoutMs = this.client.limits.closeTimeoutMs
+    this.localStderr = mapping.onFailure === 'stderr' && isLoopback(client.url)
     this.reporter = new Reporter(this.client, { stderr: mapping.onFailure === 'stderr', ...hooks })
   }
 
@@ -392,8 +414,9 @@ class WorkerDestination extends Writable {
 
   override _final(cb: (error?: Error | null) => void): void {
     const timeoutMs = Math.min(this.#pipeline.closeTimeoutMs, WORKER_CLOSE_CAP_MS)
-    void this.#pipeline.close({ timeoutMs }).then(() => {
+    void this.#pipeline.close({ timeoutMs }).then((result) => {
       this.#gate.close()
+      if (result.timedOut && this.#pipeline.localStderr) printError(SAME_THREAD_HINT)
       cb()
     })
   }
@@ -410,6 +433,63 @@ class WorkerDestination extends Writable {
   /** thread-stream's FLUSH (logger.flush(cb) on pino 10): resolves once delivered or after closeTimeoutMs. */
   flush(): Promise<void> {
     return this.#pipeline.flush(this.#pipeline.closeTimeoutMs).then(() => undefined)
+  }
+}
+
+/** Prints to fd 2: in a worker, process.stderr is relayed through a main thread that may be blocked. */
+function printError(line: string): void {
+  try {
+    writeSync(2, line + '\n')
+  } catch {
+    // Nowhere left to report to.
+  }
+}
+
+/**
+ * What the worker hands thread-stream when its options are wrong: one line on stderr naming the
+ * option, then every line is read and discarded (so the logger never blocks on a full buffer),
+ * and the count is printed when the transport ends.
+ */
+class MisconfiguredDestination extends Writable {
+  readonly #what: string
+  #lines = 0
+  #partial = false
+
+  constructor(err: unknown) {
+    super({ decodeStrings: false, highWaterMark: 16 * 1024 * 1024 })
+    const reason = err instanceof Error ? err.message : String(err)
+    this.#what = err instanceof LokiOptionError ? `the invalid option "${err.option}"` : 'invalid options'
+    printError(
+      `lokiwire/pino: ${reason}. Fix it in the options of pino's transport { target: 'lokiwire/pino', options }; ` +
+        'until then every log line is discarded (the count is printed when the transport ends)',
+    )
+  }
+
+  override _write(chunk: string | Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
+    const text = typeof chunk === 'string' ? chunk : chunk.toString()
+    let nl = text.indexOf('\n')
+    let from = 0
+    while (nl !== -1) {
+      if (nl > from || this.#partial) this.#lines++
+      this.#partial = false
+      from = nl + 1
+      nl = text.indexOf('\n', from)
+    }
+    if (from < text.length) this.#partial = true
+    cb()
+  }
+
+  override _final(cb: (error?: Error | null) => void): void {
+    if (this.#partial) this.#lines++
+    this.#partial = false
+    const n = this.#lines
+    if (n > 0) printError(`lokiwire/pino: discarded ${n} log ${n === 1 ? 'line' : 'lines'} because of ${this.#what}`)
+    cb()
+  }
+
+  /** thread-stream's FLUSH: nothing is ever pending. */
+  flush(): Promise<void> {
+    return Promise.resolve()
   }
 }
 
@@ -445,12 +525,19 @@ export default async function lokiPinoTransport(options: LokiPinoOptions): Promi
       // The parent is gone; stderr (if enabled) has the report.
     }
   }
-  const pipeline = new PinoPipeline(
-    own,
-    { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
-    // pino passes its customLevels in the options of a single target, or beside the targets.
-    given.levels ?? ctx?.levels,
-  )
+  let pipeline: PinoPipeline
+  try {
+    pipeline = new PinoPipeline(
+      own,
+      { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
+      // pino passes its customLevels in the options of a single target, or beside the targets.
+      given.levels ?? ctx?.levels,
+    )
+  } catch (err) {
+    // Thrown here, the error would reach the main thread as an 'error' event on pino's transport
+    // stream, which nobody listens to: the host would crash because of its logging.
+    return new MisconfiguredDestination(err)
+  }
   if (port !== null && port !== undefined) {
     let received: (() => void) | undefined
     const configured = new Promise<void>((resolve) => (received = resolve))

@@ -7,11 +7,23 @@
  * gate opens and stays open until one is: during an outage the client's buffer limit and
  * overflow policy apply as usual, so memory stays bounded (nothing piles up in the logger) and
  * shutdown is not held up behind a Loki that does not answer.
+ *
+ * HOLD_MS is counted in time the event loop was free to deliver, not in wall-clock time. The
+ * burst that fills the buffer is usually synchronous, and so is the app's work after it: a
+ * single 1 s timer then fires overdue the moment the loop comes back, before any request could
+ * be written or its answer read, and the gate would give up on a Loki that was never given a
+ * chance. So the hold is measured by a ticking timer, and a tick counts at most MAX_TICK_CREDIT_MS
+ * however late it fired. The wait stays bounded: at most HOLD_MS of free loop time, or
+ * HOLD_MS / MAX_TICK_CREDIT_MS turns of a loop that keeps being blocked.
  */
 import type { LokiClient } from '../client.js'
 
-/** Longest wait for a delivery before the gate gives up on backpressure. */
+/** Loop-free time without a delivery after which the gate gives up on backpressure. */
 const HOLD_MS = 1000
+/** How often the hold is checked. */
+const TICK_MS = 100
+/** Most a single tick counts towards HOLD_MS: a later tick means the loop was blocked. */
+const MAX_TICK_CREDIT_MS = 2 * TICK_MS
 /** Room kept free below the limit: thread-stream hands over up to 4 MiB at once. */
 const MAX_HEADROOM = 8 * 1024 * 1024
 
@@ -21,6 +33,8 @@ export class RoomGate {
   #stalled = false
   #waiters: Array<() => void> = []
   #timer: NodeJS.Timeout | undefined
+  /** Loop-free time waited since the last delivery, or since the wait began. */
+  #held = 0
   #closed = false
 
   readonly #onProgress = (): void => {
@@ -64,12 +78,23 @@ export class RoomGate {
       if (!restart) return
       clearTimeout(this.#timer)
     }
+    this.#held = 0
+    this.#tick(performance.now())
+  }
+
+  #tick(since: number): void {
     // Referenced on purpose: a write is pending, and the process must not exit under it.
     this.#timer = setTimeout(() => {
+      const now = performance.now()
+      this.#held += Math.min(now - since, MAX_TICK_CREDIT_MS)
+      if (this.#held < HOLD_MS) {
+        this.#tick(now)
+        return
+      }
       this.#timer = undefined
       this.#stalled = true
       this.#release()
-    }, HOLD_MS)
+    }, TICK_MS)
   }
 
   #release(): void {

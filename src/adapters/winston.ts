@@ -4,7 +4,8 @@
  * 'finish' here waits for client.close(), and nothing is reported through 'error' (winston
  * re-emits a transport's 'error' on the logger, where it kills a process with no listener).
  */
-import TransportStream from 'winston-transport'
+import { createRequire } from 'node:module'
+import type TransportStreamType from 'winston-transport'
 import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
 import type { LokiClientOptions } from '../options.js'
 import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
@@ -20,12 +21,35 @@ export type { LokiClient } from '../client.js'
 const LEVEL = Symbol.for('level')
 const MESSAGE = Symbol.for('message')
 
+/**
+ * winston-transport is an optional peer dependency: loaded by hand so that its absence is one
+ * clear sentence instead of a bare "Cannot find package". It is CommonJS, so require() reads it
+ * from either build, resolved from this file as an import would be.
+ */
+function loadTransportStream(): typeof TransportStreamType {
+  try {
+    return createRequire(import.meta.url)('winston-transport') as typeof TransportStreamType
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if (code !== 'MODULE_NOT_FOUND' || !String((err as Error).message).includes("'winston-transport'")) throw err
+    const missing = new Error(
+      "lokiwire/winston needs the package 'winston-transport', which winston brings: run `npm install winston` " +
+        '(or `npm install winston-transport`)',
+      { cause: err },
+    )
+    ;(missing as Error & { code: unknown }).code = code
+    throw missing
+  }
+}
+
+const TransportStream = loadTransportStream()
+
 /** Options of `new LokiTransport()`: the client's, the shared mapping options, and winston's transport options. */
 export interface LokiTransportOptions extends LokiClientOptions, RecordMappingOptions {
   /** Most verbose level this transport ships. @default the logger's level */
   level?: string
   /** A winston format applied to what this transport ships, after the logger's. @default none */
-  format?: TransportStream.TransportStreamOptions['format']
+  format?: TransportStreamType.TransportStreamOptions['format']
   /** Ship nothing. @default false */
   silent?: boolean
   /** Ship winston's uncaught-exception records. @default false */
@@ -64,7 +88,7 @@ export class LokiTransport extends TransportStream {
     const { client, adapter } = splitOptions(options, [...MAPPING_KEYS, ...TRANSPORT_KEYS])
     const mapping = resolveMapping(adapter, 'level')
     requireStream(client, mapping.levelAs)
-    const transportOptions: TransportStream.TransportStreamOptions = {}
+    const transportOptions: TransportStreamType.TransportStreamOptions = {}
     for (const key of TRANSPORT_KEYS) {
       if (adapter[key] !== undefined) (transportOptions as Record<string, unknown>)[key] = adapter[key]
     }

@@ -140,27 +140,41 @@ function readPem(values: FlagValues, name: string): Buffer | undefined {
   }
 }
 
-/** Client options from the connection flags, falling back to LOKI_* environment variables. */
-export function connectionOptions(values: FlagValues, env: Env, opts: { requireUrl: boolean }): Partial<LokiClientOptions> {
+/**
+ * Client options that came from the environment rather than a flag: option name -> variable.
+ * Errors about them must name the variable, or the user looks for a flag they never gave.
+ */
+export type EnvSources = Map<string, string>
+
+/**
+ * Client options from the connection flags, falling back to LOKI_* environment variables.
+ * `fromEnv`, when given, is filled with the options taken from the environment.
+ */
+export function connectionOptions(values: FlagValues, env: Env, opts: { requireUrl: boolean }, fromEnv: EnvSources = new Map()): Partial<LokiClientOptions> {
   const out: Partial<LokiClientOptions> = {}
-  const url = str(values, 'url') ?? (env.LOKI_URL || undefined)
+  const fallback = (option: string, variable: string): string | undefined => {
+    const v = env[variable] || undefined
+    if (v !== undefined) fromEnv.set(option, variable)
+    return v
+  }
+  const url = str(values, 'url') ?? fallback('url', 'LOKI_URL')
   if (url === undefined) {
     if (opts.requireUrl) throw new CliUsageError('--url is required (or set LOKI_URL), e.g. --url http://localhost:3100')
   } else {
     out.url = url
   }
-  const tenant = str(values, 'tenant') ?? (env.LOKI_TENANT || undefined)
+  const tenant = str(values, 'tenant') ?? fallback('tenant', 'LOKI_TENANT')
   if (tenant !== undefined) out.tenant = tenant
 
-  const basic = str(values, 'basic-auth') ?? (str(values, 'bearer-token') === undefined ? env.LOKI_BASIC_AUTH || undefined : undefined)
-  const bearer = str(values, 'bearer-token') ?? (str(values, 'basic-auth') === undefined ? env.LOKI_BEARER_TOKEN || undefined : undefined)
+  const basic = str(values, 'basic-auth') ?? (str(values, 'bearer-token') === undefined ? fallback('basicAuth', 'LOKI_BASIC_AUTH') : undefined)
+  const bearer = str(values, 'bearer-token') ?? (str(values, 'basic-auth') === undefined ? fallback('bearerToken', 'LOKI_BEARER_TOKEN') : undefined)
   if (basic !== undefined && bearer !== undefined) {
     throw new CliUsageError('use only one of --basic-auth and --bearer-token (LOKI_BASIC_AUTH and LOKI_BEARER_TOKEN)')
   }
   if (basic !== undefined) {
     const colon = basic.indexOf(':')
     // The value is a credential: the message describes its shape, never its content.
-    if (colon <= 0) throw new CliUsageError('--basic-auth: expected user:password')
+    if (colon <= 0) throw new CliUsageError(`${fromEnv.get('basicAuth') ?? '--basic-auth'}: expected user:password`)
     out.basicAuth = { username: basic.slice(0, colon), password: basic.slice(colon + 1) }
   }
   if (bearer !== undefined) {
@@ -221,8 +235,10 @@ const FLAG_OF_OPTION: ReadonlyArray<readonly [string, string]> = [
  * The client's own validation, reworded in flag terms. LokiOptionError messages never carry
  * credentials, so they are safe to print as they are.
  */
-export function usageFromOptionError(err: LokiOptionError): CliUsageError {
+export function usageFromOptionError(err: LokiOptionError, fromEnv?: EnvSources): CliUsageError {
   const detail = err.message.replace(/^Invalid option "[^"]*": /, '')
   const match = FLAG_OF_OPTION.find(([option]) => err.option === option || err.option.startsWith(`${option}.`))
-  return new CliUsageError(match ? `${match[1]}: ${detail}` : err.message)
+  if (match === undefined) return new CliUsageError(err.message)
+  const variable = fromEnv?.get(match[0])
+  return new CliUsageError(`${variable === undefined ? match[1] : `${variable} (used because ${match[1]} was not given)`}: ${detail}`)
 }

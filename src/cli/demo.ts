@@ -4,7 +4,7 @@ import { LokiOptionError } from '../errors.js'
 import type { LokiClientOptions } from '../options.js'
 import { createLokiTestServer, type Fault, type LokiTestServer, type ReceivedEntry } from '../testing/server.js'
 import { DROP_REASONS } from '../types.js'
-import { CONNECTION_FLAGS, CliUsageError, connectionOptions, formatFlags, int, parseFlags, str, usageFromOptionError, type FlagSpec } from './args.js'
+import { CONNECTION_FLAGS, CliUsageError, connectionOptions, formatFlags, int, parseFlags, str, usageFromOptionError, type EnvSources, type FlagSpec } from './args.js'
 import type { CliIO } from './io.js'
 import { count, LatencyRecorder, ms, plural, RateMeter } from './metrics.js'
 import { Progress } from './progress.js'
@@ -94,7 +94,8 @@ export async function runDemo(argv: readonly string[], io: CliIO): Promise<numbe
   if (values.quick === true && str(values, 'seconds') !== undefined) throw new CliUsageError('use one of --quick and --seconds')
   const seconds = values.quick === true ? QUICK_SECONDS : int(values, 'seconds', DEFAULT_SECONDS, 2, 3600)
   const rate = int(values, 'rate', DEFAULT_RATE, 1, 100_000)
-  const conn = connectionOptions(values, io.env, { requireUrl: false })
+  const fromEnv: EnvSources = new Map()
+  const conn = connectionOptions(values, io.env, { requireUrl: false }, fromEnv)
   const runMs = seconds * 1000
 
   // Scaled to the run so a 5 s demo shows the same story as a 16 s one.
@@ -150,7 +151,7 @@ export async function runDemo(argv: readonly string[], io: CliIO): Promise<numbe
     }
   } catch (err) {
     await receiver?.close()
-    if (err instanceof LokiOptionError) throw usageFromOptionError(err)
+    if (err instanceof LokiOptionError) throw usageFromOptionError(err, fromEnv)
     throw err
   }
   try {

@@ -14,6 +14,7 @@ import {
   parseFlags,
   str,
   usageFromOptionError,
+  type EnvSources,
   type FlagSpec,
 } from './args.js'
 import type { CliIO } from './io.js'
@@ -84,7 +85,8 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
     io.stdout.write(PUSH_HELP)
     return 0
   }
-  const conn = connectionOptions(values, io.env, { requireUrl: true })
+  const fromEnv: EnvSources = new Map()
+  const conn = connectionOptions(values, io.env, { requireUrl: true }, fromEnv)
   const streamLabels = labels(values, 'labels')
   if (Object.keys(streamLabels).length === 0) {
     throw new CliUsageError('--labels is required: Loki needs at least one stream label, e.g. --labels app=api')
@@ -119,7 +121,7 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
       ...(spoolDir !== undefined ? { spool: { dir: spoolDir } } : {}),
     })
   } catch (err) {
-    if (err instanceof LokiOptionError) throw usageFromOptionError(err)
+    if (err instanceof LokiOptionError) throw usageFromOptionError(err, fromEnv)
     throw err
   }
 

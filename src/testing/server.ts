@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } fro
 import type { AddressInfo, Socket } from 'node:net'
 import { decodeBody, formatSelector } from './decode.js'
 import type { DecodedPushRequest } from './decode.js'
+import { createThreadedServer } from './threaded.js'
 
 export const PUSH_PATH = '/loki/api/v1/push'
 
@@ -85,6 +86,18 @@ export interface LokiTestServerOptions {
   port?: number
   /** Default 127.0.0.1. */
   host?: string
+  /**
+   * Run the receiver in a worker thread of its own, so that it keeps answering while this
+   * thread is blocked. Needed to test pino's worker transport (`lokiwire/pino` as a `transport`
+   * target) in the same process: pino's `transport.end()`, `flushSync()` and exit hook block the
+   * main thread until the transport has delivered, and a receiver on that thread cannot answer
+   * it. Reads (`entries`, `requests`...) stay synchronous and show everything the receiver has
+   * answered; commands take effect before the next request. Faults must be plain data: a
+   * `partial` fault's `reject` function cannot cross threads (setFault throws a TypeError).
+   * Needs the built package (`lokiwire/testing`), not the TypeScript sources.
+   * @default false
+   */
+  thread?: boolean
 }
 
 export interface LokiTestServer {
@@ -531,6 +544,7 @@ class LokiTestServerImpl implements LokiTestServer {
 
 /** Starts a Loki-compatible push receiver for tests, on 127.0.0.1 and an ephemeral port by default. */
 export async function createLokiTestServer(options: LokiTestServerOptions = {}): Promise<LokiTestServer> {
+  if (options.thread === true) return createThreadedServer(options, PUSH_PATH)
   const host = options.host ?? '127.0.0.1'
   const server = createServer()
   // Long enough for a client's pooled connection to be reused between pushes, short enough that
