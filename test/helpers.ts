@@ -3,8 +3,11 @@ import { afterEach, beforeEach } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import type { LokiClient } from '../src/index.js'
 
-/** Polls a condition on real timers until it holds; fails with `what` after `timeoutMs`. */
-export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/**
+ * Polls a condition on real timers until it holds; fails with `what` after `timeoutMs`. The cap
+ * catches a condition that never comes; it is no speed limit, so it is generous by default.
+ */
+export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
