@@ -25,9 +25,10 @@ afterAll(async () => {
 })
 beforeEach(() => srv.reset())
 
-// Far longer than any wait below: a deadline timer left running must still be running when it is
-// looked for, and must not let go of its client on its own before the collector is asked.
-const CLOSE_TIMEOUT_MS = 120_000
+// Close and request deadlines far longer than any wait below: a deadline timer left running must
+// still be running when it is looked for, and must not let go of its client on its own before the
+// collector is asked.
+const DEADLINE_MS = 120_000
 /** How long timers and sockets get to wind down after the last close (they need well under a second). */
 const SETTLE_MS = 15_000
 /** How long the collector gets to find every object unreachable. */
@@ -108,7 +109,7 @@ async function useClient(options: ConstructorParameters<typeof LokiClient>[0], e
   }
 }
 
-const clientOptions = () => ({ url: srv.url, labels: { app: 'gc' }, closeTimeoutMs: CLOSE_TIMEOUT_MS, batch: { maxEntries: 10 } })
+const clientOptions = () => ({ url: srv.url, labels: { app: 'gc' }, closeTimeoutMs: DEADLINE_MS, requestTimeoutMs: DEADLINE_MS, batch: { maxEntries: 10 } })
 const hundred = Array.from({ length: 100 }, (_, i) => i)
 const twenty = hundred.slice(0, 20)
 
