@@ -68,9 +68,11 @@ export function trackTimers(): TimerTracker {
       Error.prepareStackTrace = prepare
       Error.stackTraceLimit = limit
       // The first frame is this hook; the next is the code that started the timer. Whatever
-      // called that code is not asked: every test runs below the runner's frames.
+      // called that code is not asked: every test runs below the runner's frames. No frame at all
+      // means node started it from the event loop (a socket's timeout, say): it counts too.
       const frames = stack.split('\n').slice(1)
-      if (frames.length > 0 && !HARNESS.test(frames[0]!)) live.set(asyncId, frames.slice(0, 8).join('\n'))
+      if (frames.length === 0) live.set(asyncId, '(node internals)')
+      else if (!HARNESS.test(frames[0]!)) live.set(asyncId, frames.slice(0, 8).join('\n'))
     },
     destroy(asyncId) {
       live.delete(asyncId)
