@@ -19,33 +19,39 @@ const common: Options = {
   define: { __LOKIWIRE_VERSION__: JSON.stringify(version) },
 }
 
-export default defineConfig([
-  {
-    ...common,
-    entry,
-    format: ['esm'],
-    dts: true,
-    // Runtime dependencies stay external: users get one copy of undici/p-queue/opossum.
-    skipNodeModulesBundle: true,
-  },
-  {
-    ...common,
-    entry,
-    format: ['cjs'],
-    dts: true,
-    // p-queue is ESM-only. require(esm) hands back a namespace whose default export esbuild's
-    // interop does not unwrap, so the CommonJS build carries its own copy (about 10 KB).
-    noExternal: ['p-queue', 'eventemitter3', 'p-timeout'],
-    // import.meta.url for the CommonJS build (lokiwire/winston loads its optional peer with it).
-    shims: true,
-    external: ['undici', 'opossum', 'snappy', 'pino', 'pino-abstract-transport', 'winston', 'winston-transport'],
-  },
-  {
-    ...common,
-    // The CLI is an executable, not an API: ESM only, no typings.
-    entry: { cli: 'src/cli/main.ts' },
-    format: ['esm'],
-    banner: { js: '#!/usr/bin/env node' },
-    skipNodeModulesBundle: true,
-  },
-])
+export default defineConfig((cli) => {
+  // Type declarations take most of a build's time and only the published package needs them: the
+  // tests run the JavaScript. `npm test` builds with `--env.LOKIWIRE_DTS 0` (an option tsup
+  // hands this function, so it works in every shell); `npm run build` and CI keep them.
+  const dts = String(cli.env?.LOKIWIRE_DTS) !== '0'
+  return [
+    {
+      ...common,
+      entry,
+      format: ['esm'],
+      dts,
+      // Runtime dependencies stay external: users get one copy of undici/p-queue/opossum.
+      skipNodeModulesBundle: true,
+    },
+    {
+      ...common,
+      entry,
+      format: ['cjs'],
+      dts,
+      // p-queue is ESM-only. require(esm) hands back a namespace whose default export esbuild's
+      // interop does not unwrap, so the CommonJS build carries its own copy (about 10 KB).
+      noExternal: ['p-queue', 'eventemitter3', 'p-timeout'],
+      // import.meta.url for the CommonJS build (lokiwire/winston loads its optional peer with it).
+      shims: true,
+      external: ['undici', 'opossum', 'snappy', 'pino', 'pino-abstract-transport', 'winston', 'winston-transport'],
+    },
+    {
+      ...common,
+      // The CLI is an executable, not an API: ESM only, no typings.
+      entry: { cli: 'src/cli/main.ts' },
+      format: ['esm'],
+      banner: { js: '#!/usr/bin/env node' },
+      skipNodeModulesBundle: true,
+    },
+  ]
+})

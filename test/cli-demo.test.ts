@@ -27,6 +27,9 @@ it.concurrent('demo --quick: the fault act runs, the summary is printed and the 
   const row = (label: string) => new RegExp(`^\\s+${label}\\s+(\\S+)`, 'm').exec(summary)?.[1]
   const pushed = row('pushed')
   expect(Number(pushed?.replace(/,/g, ''))).toBeGreaterThan(1000)
+  // --quick logs for 5 s at 1,000 lines/s; the default 16 s run would log about 16,000. Counted
+  // in lines rather than timed: a slow machine logs fewer, never more.
+  expect(Number(pushed?.replace(/,/g, ''))).toBeLessThan(12_000)
   expect(row('delivered')).toBe(pushed)
   expect(row('dropped')).toBe('0')
   expect(Number(row('retries')?.replace(/,/g, ''))).toBeGreaterThan(0)
@@ -35,7 +38,6 @@ it.concurrent('demo --quick: the fault act runs, the summary is printed and the 
   expect(row('latency p99')).toMatch(/^\d/)
   expect(row('receiver check')).toBe('OK')
   expect(summary).toMatch(/result: OK/)
-  expect(r.ms).toBeLessThan(12_000)
 })
 
 it.concurrent('demo --url: logs to the given Loki with its tenant, skips the fault act and the receiver check', async () => {

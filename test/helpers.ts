@@ -1,13 +1,86 @@
+import { createHook } from 'node:async_hooks'
 import { afterEach, beforeEach } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import type { LokiClient } from '../src/index.js'
 
-/** Polls a condition on real timers until it holds; fails with `what` after `timeoutMs`. */
-export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+/**
+ * Polls a condition on real timers until it holds; fails with `what` after `timeoutMs`. The cap
+ * catches a condition that never comes; it is no speed limit, so it is generous by default.
+ */
+export async function waitUntil(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+/**
+ * Runs `fn` over `items` with at most `limit` calls in flight: a test that starts child processes
+ * must not start them all at once on a small machine. Results keep the order of `items`.
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      out[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return out
+}
+
+/** Code that starts timers of its own: the test runner, and waitUntil's polling. */
+const HARNESS = /[\\/]node_modules[\\/](vitest|@vitest|tinypool|tinyspy)[\\/]|[\\/]test[\\/]helpers\.ts:\d+$/
+
+export interface TimerTracker {
+  /** Where each live timer was created (one line per frame outside node's internals). */
+  live(): string[]
+  stop(): void
+}
+
+/**
+ * Tracks every timer started from now on until it fires for the last time or is cleared, ref'd
+ * or not: `process.getActiveResourcesInfo()` lists only ref'd ones, so an unref'd timer that is
+ * never cleared (and everything its callback holds) escapes it. Timers the test runner and these
+ * helpers start are left out. Only the creation site is kept, as text: holding the timer or its
+ * stack frames would keep alive the very objects a leak test waits to see collected.
+ */
+export function trackTimers(): TimerTracker {
+  const live = new Map<number, string>()
+  const hook = createHook({
+    init(asyncId, type) {
+      if (type !== 'Timeout') return
+      const prepare = Error.prepareStackTrace
+      const limit = Error.stackTraceLimit
+      // Format here, synchronously and without source maps: an async hook must not start async work.
+      Error.prepareStackTrace = (_e, frames) =>
+        frames
+          .map((f) => `${f.getFileName() ?? ''}:${f.getLineNumber() ?? 0}`)
+          .filter((f) => !f.startsWith('node:') && !f.startsWith(':'))
+          .join('\n')
+      Error.stackTraceLimit = 40
+      const holder: { stack?: string } = {}
+      Error.captureStackTrace(holder)
+      const stack = holder.stack ?? ''
+      Error.prepareStackTrace = prepare
+      Error.stackTraceLimit = limit
+      // The first frame is this hook; the next is the code that started the timer. Whatever
+      // called that code is not asked: every test runs below the runner's frames. No frame at all
+      // means node started it from the event loop (a socket's timeout, say): it counts too.
+      const frames = stack.split('\n').slice(1)
+      if (frames.length === 0) live.set(asyncId, '(node internals)')
+      else if (!HARNESS.test(frames[0]!)) live.set(asyncId, frames.slice(0, 8).join('\n'))
+    },
+    destroy(asyncId) {
+      live.delete(asyncId)
+    },
+  }).enable()
+  return {
+    live: () => [...live.values()].map((site) => site.replaceAll(`${process.cwd()}/`, '')),
+    stop: () => void hook.disable(),
   }
 }
 

@@ -35,13 +35,12 @@ it('a process that ends naturally delivers its buffered lines first, then exits'
 it('with Loki stalled, natural exit waits no longer than the close deadline and accounts the loss', async () => {
   srv.reset()
   srv.setFault({ type: 'stall' })
-  const started = Date.now()
+  // No clock needed: the fixture's requests wait 60 s, past the 15 s kill, so a process that
+  // exits on its own with the loss counted as close_timeout was ended by the close deadline.
   const r = await runChild(app, 'natural-exit.mjs', [srv.url, '100', '700'], { timeoutMs: 15_000 }).result
   srv.setFault(null)
   expect(r).toMatchObject({ killed: false, signal: null, code: 0 })
   expect(r.messages[0]).toMatchObject({ pushed: 100, sent: { entries: 0 }, dropped: { total: 100, close_timeout: 100 } })
-  // Bounded by the 700 ms deadline plus process start-up (generous: this is not a timing claim).
-  expect(r.exitedAt - started).toBeLessThan(700 + 5000)
 })
 
 it('heap returns to its baseline after 200k entries are delivered', async () => {

@@ -33,8 +33,15 @@ function expectExactlyOnce(s: LokiTestServer, n: number): void {
   expect(s.duplicates).toBe(0)
   expect(seqs.length).toBe(n)
   expect(distinct.size).toBe(n)
-  expect(Math.min(...distinct)).toBe(0)
-  expect(Math.max(...distinct)).toBe(n - 1)
+  // A loop, not Math.min(...distinct): spreading a set of 100k+ values overflows the stack.
+  let min = Infinity
+  let max = -Infinity
+  for (const seq of distinct) {
+    if (seq < min) min = seq
+    if (seq > max) max = seq
+  }
+  expect(min).toBe(0)
+  expect(max).toBe(n - 1)
 }
 
 function expectCleanExit(r: ChildResult): void {
@@ -58,8 +65,10 @@ describe('pino worker transport: healthy Loki', () => {
     expect(e.labels).toEqual({ app: 'pino-app', level: 'info' })
     // The record's own time, in nanoseconds (plus a sub-millisecond tiebreak the client adds).
     expect(BigInt(e.timestamp) / 1_000_000n).toBe(BigInt((JSON.parse(e.line) as { time: number }).time))
-    // Generous for a loaded CI machine; locally this is a few hundred milliseconds.
-    expect(r.exitedAt - lastLogAt(r)).toBeLessThan(2500)
+    // Not a speed claim: delivery has to finish within the 5 s close deadline or lines would be
+    // missing above. This separates a worker that closed from one thread-stream gave up on after
+    // 10 s, which exits quietly with code 0.
+    expect(r.exitedAt - lastLogAt(r)).toBeLessThan(9000)
     expect(r.stderr).toBe('')
   })
 
@@ -82,7 +91,9 @@ describe('pino worker transport: healthy Loki', () => {
 
   it('SIGTERM with the documented pattern (stop producing, process.exit) delivers every line', async () => {
     const s = await start()
-    const app = runChild(dir!, 'pino-app.mjs', ['sigterm', s.url, '0'], { timeoutMs: 15_000 })
+    // At most 10,000 lines: a producer that outran a slow machine's receiver would leave more for
+    // the close deadline than it can deliver.
+    const app = runChild(dir!, 'pino-app.mjs', ['sigterm', s.url, '10000'], { timeoutMs: 15_000 })
     await app.message((m) => m.ready === true)
     // Let it log a few thousand lines first; waiting on the receiver, not on a clock.
     await s.waitFor((x) => x.entries.length >= 2000, { timeoutMs: 10_000 })
@@ -116,12 +127,13 @@ describe('pino worker transport: Loki failing', () => {
   it('stalled Loki, natural exit: the process ends at the close deadline, the loss reported', async () => {
     const s = await start()
     s.setFault({ type: 'stall' })
-    const opts = JSON.stringify({ closeTimeoutMs: 1000 })
+    // Requests would wait ten minutes, so only the close deadline can end them; no clock needed
+    // for the upper side: a close that ignored its deadline would never print the drop report
+    // checked below (thread-stream gives up on it after 10 s and the process exits silently).
+    const opts = JSON.stringify({ closeTimeoutMs: 1000, requestTimeoutMs: 600_000 })
     const r = await runChild(dir!, 'pino-app.mjs', ['natural', s.url, '2000', opts], { timeoutMs: 15_000 }).result
     expectCleanExit(r)
-    const waited = r.exitedAt - lastLogAt(r)
-    expect(waited).toBeGreaterThanOrEqual(900)
-    expect(waited).toBeLessThan(3500)
+    expect(r.exitedAt - lastLogAt(r)).toBeGreaterThanOrEqual(900)
     expect(s.entries).toHaveLength(0)
     expect(r.stderr).toMatch(/lokiwire: dropped 2000 log entries \(close_timeout: 2000\)/)
   })
@@ -129,10 +141,9 @@ describe('pino worker transport: Loki failing', () => {
   it('stalled Loki, process.exit(): bounded by the close deadline as well', async () => {
     const s = await start()
     s.setFault({ type: 'stall' })
-    const opts = JSON.stringify({ closeTimeoutMs: 1000 })
+    const opts = JSON.stringify({ closeTimeoutMs: 1000, requestTimeoutMs: 600_000 })
     const r = await runChild(dir!, 'pino-app.mjs', ['exit', s.url, '2000', opts], { timeoutMs: 15_000 }).result
     expectCleanExit(r)
-    expect(r.exitedAt - lastLogAt(r)).toBeLessThan(3500)
     expect(r.stderr).toMatch(/close_timeout: 2000/)
   })
 

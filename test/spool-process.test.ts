@@ -31,11 +31,12 @@ beforeEach(() => {
   spoolDir = mkdtempSync(join(app, 'spool-'))
 })
 
+// 30 s before the harness kills a child: a cap for a hang, far above what a busy machine needs.
 const write = (url: string, count: number, mode: string) =>
-  runChild(app, 'spool-writer.mjs', [url, spoolDir, String(count), mode], { timeoutMs: 15_000 })
+  runChild(app, 'spool-writer.mjs', [url, spoolDir, String(count), mode], { timeoutMs: 30_000 })
 
 async function replay(): Promise<{ stats: { spool: { loaded: number; errors: number }; sent: { entries: number } }; problems: string[] }> {
-  const r = await runChild(app, 'spool-reader.mjs', [srv.url, spoolDir], { timeoutMs: 15_000 }).result
+  const r = await runChild(app, 'spool-reader.mjs', [srv.url, spoolDir], { timeoutMs: 30_000 }).result
   expect(r).toMatchObject({ killed: false, code: 0, stderr: '' })
   return r.messages[0] as never
 }
@@ -70,9 +71,10 @@ it('Loki down for the whole life of one process, up for the next: nothing is los
 
 it('kill -9 in the middle of spooling: complete records replay, a torn tail is reported and skipped', async () => {
   const w = write(deadUrl, 0, 'forever')
-  // Once the writer has spooled a good amount it is still writing: kill it hard mid-stream.
+  // Once the writer has spooled a good amount it is still writing: kill it hard mid-stream. The
+  // wait is a cap (inside the writer's kill timer), long because a busy machine starts it slowly.
   const spooled = () => readdirSync(spoolDir).reduce((n, f) => n + statSync(join(spoolDir, f)).size, 0)
-  await waitUntil(() => spooled() > 256 * 1024, 'the writer to spool 256 KiB', 10_000)
+  await waitUntil(() => spooled() > 256 * 1024, 'the writer to spool 256 KiB', 25_000)
   w.child.kill('SIGKILL')
   const ended = await w.result
   expect(ended.signal).toBe('SIGKILL')

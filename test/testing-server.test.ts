@@ -9,6 +9,7 @@ import type { EncodedBody } from '../src/encode/index.js'
 import type { PlainEntry as Entry, PlainStream as BatchStream } from '../src/types.js'
 import { createLokiTestServer, decodeJsonPush, decodePushRequest, parseSelector } from '../src/testing/index.js'
 import type { LokiTestServer } from '../src/testing/index.js'
+import { trackTimers, waitUntil } from './helpers.js'
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -681,10 +682,13 @@ describe('createLokiTestServer', () => {
     const count = () => {
       const tally: Record<string, number> = {}
       for (const r of process.getActiveResourcesInfo()) tally[r] = (tally[r] ?? 0) + 1
-      return { tcp: tally.TCPSocketWrap ?? 0, server: tally.TCPServerWrap ?? 0, timers: tally.Timeout ?? 0 }
+      return { tcp: tally.TCPSocketWrap ?? 0, server: tally.TCPServerWrap ?? 0 }
     }
     await srv.close() // the shared one; this test makes its own
     const before = count()
+    // Timers are tracked from here rather than counted: the resource list misses unref'd ones,
+    // and its count moves with timers of the test runner's that start or end meanwhile.
+    const timers = trackTimers()
 
     const own = await createLokiTestServer()
     own.queueFaults({ type: 'stall' }, { type: 'slowHeaders', delayMs: 60_000 }, { type: 'slowBody', chunkBytes: 1, chunks: 1000, intervalMs: 60_000 })
@@ -710,5 +714,9 @@ describe('createLokiTestServer', () => {
       await Promise.all(clients.map((c) => c.destroy()))
     }
     expect(count()).toEqual(before)
+    // The server's and undici's timers end at once or on their next tick; the slow faults' are a minute long.
+    await waitUntil(() => timers.live().length === 0, 'timers to end', 10_000).catch(() => {})
+    timers.stop()
+    expect(timers.live()).toEqual([])
   })
 })
