@@ -16,8 +16,8 @@ import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
 
 /** Buffer-limit cost of an entry beyond its line and metadata: timestamp and framing. */
 export const ENTRY_OVERHEAD_BYTES = 24
-/** Distinct label sets remembered for fast lookup before the cache is reset. */
-const LABEL_CACHE_SIZE = 10_000
+/** Nodes of the label-set cache (one per distinct label prefix) kept before it is reset. */
+const LABEL_CACHE_NODES = 20_000
 /** Loki's per-entry structured metadata limit. */
 const MAX_METADATA_PAIRS = 128
 /** setTimeout's largest delay: "no deadline", while still holding the process open. */
@@ -77,6 +77,21 @@ export interface LokiClientStats {
   state: 'open' | 'closing' | 'closed' | 'destroyed'
 }
 
+/**
+ * The label-set cache is a trie: one level per label, keyed by name and then by value. A string
+ * key joined with separators would let a value that contains them pass for another label set;
+ * Map keys cannot collide, and the walk builds no string on the hot path.
+ */
+interface LabelNode {
+  next: Map<string, Map<unknown, LabelNode>> | undefined
+  /** Undefined until a label set ends here; null when it was refused. */
+  resolved: ResolvedStream | null | undefined
+}
+
+function newLabelNode(): LabelNode {
+  return { next: undefined, resolved: undefined }
+}
+
 function emptyDrops(): { total: number } & Record<DropReason, number> {
   const out = { total: 0 } as { total: number } & Record<DropReason, number>
   for (const r of DROP_REASONS) out[r] = 0
@@ -97,7 +112,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #transport: Transport
   readonly #defaultStream: StreamBuffer | undefined
   readonly #spool: Spool | undefined
-  readonly #labelCache = new Map<string, ResolvedStream | null>()
+  #labelCache: LabelNode = newLabelNode()
+  #labelCacheNodes = 0
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
   #state: LokiClientStats['state'] = 'open'
   #closing: Promise<FlushResult> | undefined
@@ -236,15 +252,35 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   }
 
   #streamFor(labels: Readonly<Record<string, unknown>>): StreamBuffer | undefined {
-    // Key in insertion order: cheaper than sorting, and the same call site repeats its order.
-    let key = ''
-    for (const name in labels) key += `${name}\u0000${labels[name] as string}\u0001`
-    let resolved = this.#labelCache.get(key)
-    if (resolved === undefined) {
-      if (this.#labelCache.size >= LABEL_CACHE_SIZE) this.#labelCache.clear()
-      resolved = resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels) ?? null
-      this.#labelCache.set(key, resolved)
+    // Walked in property order: cheaper than sorting, and one call site repeats its order.
+    // for...in, as in resolveLabels: both must read the same properties.
+    if (this.#labelCacheNodes >= LABEL_CACHE_NODES) {
+      this.#labelCache = newLabelNode()
+      this.#labelCacheNodes = 0
     }
+    let node = this.#labelCache
+    for (const name in labels) {
+      const value = labels[name]
+      // An object is keyed by identity but read through String(): it could change under the key.
+      if (value !== null && (typeof value === 'object' || typeof value === 'function')) return this.#streamOf(this.#resolveLabels(labels))
+      let byValue = (node.next ??= new Map()).get(name)
+      if (byValue === undefined) node.next.set(name, (byValue = new Map()))
+      let child = byValue.get(value)
+      if (child === undefined) {
+        byValue.set(value, (child = newLabelNode()))
+        this.#labelCacheNodes++
+      }
+      node = child
+    }
+    if (node.resolved === undefined) node.resolved = this.#resolveLabels(labels)
+    return this.#streamOf(node.resolved)
+  }
+
+  #resolveLabels(labels: Readonly<Record<string, unknown>>): ResolvedStream | null {
+    return resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels) ?? null
+  }
+
+  #streamOf(resolved: ResolvedStream | null): StreamBuffer | undefined {
     return resolved === null ? undefined : this.#batcher.stream(resolved)
   }
 

@@ -76,7 +76,8 @@ export function resolveLabels(
   policy: InvalidLabelsPolicy,
 ): ResolvedStream | undefined {
   const merged: Record<string, string> = { ...defaults }
-  for (const rawName of Object.keys(extra)) {
+  // for...in, like the client's label cache walk: both must read the same properties.
+  for (const rawName in extra) {
     let value = extra[rawName]
     if (value === undefined || value === null) continue
     if (typeof value !== 'string') {

@@ -63,3 +63,21 @@ it('without default labels, an entry with no labels is refused rather than sent 
   expect(client.push({ line: 'labelled', labels: { app: 'x' } })).toBe(true)
   expect(client.stats().dropped.invalid_labels).toBe(1)
 })
+
+it('label sets that only a joined string key would confuse land in their own streams', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, invalidLabels: 'drop', ...FAST })
+  // Label values come from logged fields: any character can be in them.
+  expect(client.push({ line: 'one', labels: { a: 'x\u0001b\u0000y' } })).toBe(true)
+  expect(client.push({ line: 'two', labels: { a: 'x', b: 'y' } })).toBe(true)
+  // A number is not a label value under 'drop'; the string of the same digits is.
+  expect(client.push({ line: 'three', labels: { n: 5 as unknown as string } })).toBe(false)
+  expect(client.push({ line: 'four', labels: { n: '5' } })).toBe(true)
+  await client.flush({ timeoutMs: 5000 })
+  const byLine = Object.fromEntries(srv.entries.map((e) => [e.line, e.labels]))
+  expect(byLine).toEqual({
+    one: { app: 'p', a: 'x\u0001b\u0000y' },
+    two: { app: 'p', a: 'x', b: 'y' },
+    four: { app: 'p', n: '5' },
+  })
+  assertIdentity(client)
+})
