@@ -7,6 +7,7 @@ import { LokiAbortError, LokiError, ErrorCodes } from './errors.js'
 import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
 import { registerExitFlush, unregisterExitFlush } from './exit.js'
 import { resolveLabels, truncateUtf8, type ResolvedStream } from './labels.js'
+import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
 import { BatchQueue, createBatch, type Batch } from './queue.js'
 import { readTimestamp, type TimestampParts } from './timestamp.js'
@@ -18,8 +19,6 @@ import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
 export const ENTRY_OVERHEAD_BYTES = 24
 /** Nodes of the label-set cache (one per distinct label prefix) kept before it is reset. */
 const LABEL_CACHE_NODES = 20_000
-/** Loki's per-entry structured metadata limit. */
-const MAX_METADATA_PAIRS = 128
 /** setTimeout's largest delay: "no deadline", while still holding the process open. */
 const NO_DEADLINE_MS = 2_147_483_647
 /** The idle replay reads a record from disk at most this often, however short the timeouts. */
@@ -55,6 +54,8 @@ export interface LokiClientStats {
   dropped: { total: number } & Record<DropReason, number>
   /** Lines cut to `maxLineBytes` (they were still sent). */
   truncated: number
+  /** Structured metadata pairs left out: `cut` beyond Loki's 128 per entry (the entries were still sent). */
+  metadata: { cut: number }
   /** Retries scheduled. */
   retries: number
   /** Failed HTTP attempts by class. */
@@ -125,6 +126,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #sentBytes = 0
   #sentBatches = 0
   #truncated = 0
+  #metadataCut = 0
   #retries = 0
   #listenerErrors = 0
   #spoolWritten = 0
@@ -243,10 +245,14 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined {
     const out: string[] = []
     for (const name of Object.keys(input)) {
-      const value = input[name]
-      if (value === undefined || value === null || name === '') continue
-      if (out.length >= MAX_METADATA_PAIRS * 2) break
-      out.push(name, typeof value === 'string' ? value : String(value))
+      const value = metadataValue(input[name])
+      if (value === undefined || name === '') continue
+      if (out.length >= MAX_METADATA_PAIRS * 2) {
+        // Loki answers 400 to an entry over its limit: send the first 128 and count the rest.
+        this.#metadataCut++
+        continue
+      }
+      out.push(name, value)
     }
     return out.length > 0 ? out : undefined
   }
@@ -532,6 +538,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       sent: { entries: this.#sentEntries, bytes: this.#sentBytes, batches: this.#sentBatches },
       dropped: { ...this.#dropped },
       truncated: this.#truncated,
+      metadata: { cut: this.#metadataCut },
       retries: this.#retries,
       failedRequests: { ...this.#failed },
       inFlight: { requests: q.inFlightRequests, entries: q.inFlightEntries },

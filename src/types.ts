@@ -9,8 +9,13 @@ export interface LogEntry {
    * string). Default: the time of the `push()` call. Fixed at push time so retries deduplicate.
    */
   timestamp?: number | bigint | Date | string
-  /** Structured metadata: flat string pairs stored beside the line, not indexed as labels. */
-  metadata?: Readonly<Record<string, string>>
+  /**
+   * Structured metadata: pairs stored beside the line, not indexed as labels. Strings are sent
+   * as they are, numbers, booleans and bigints through `String()`, anything else as JSON;
+   * `null` and `undefined` values are left out. At most 128 pairs (the rest are counted in
+   * `stats().metadata.cut`).
+   */
+  metadata?: Readonly<Record<string, unknown>>
 }
 
 /**
