@@ -3,10 +3,10 @@ import { Batcher, type CutBatch, type StreamBuffer } from './batcher.js'
 import { Breaker, type BreakerState } from './breaker.js'
 import { Delivery } from './delivery.js'
 import { encodeBodySync } from './encode/index.js'
-import { LokiAbortError, LokiError, ErrorCodes } from './errors.js'
+import { LokiAbortError, LokiEntryError, LokiError, ErrorCodes } from './errors.js'
 import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
 import { registerExitFlush, unregisterExitFlush } from './exit.js'
-import { resolveLabels, truncateUtf8, type ResolvedStream } from './labels.js'
+import { isLabelName, labelNameProblem, resolveLabels, sanitizeLabelName, truncateUtf8, type ResolvedStream } from './labels.js'
 import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
 import { BatchQueue, createBatch, type Batch } from './queue.js'
@@ -54,8 +54,13 @@ export interface LokiClientStats {
   dropped: { total: number } & Record<DropReason, number>
   /** Lines cut to `maxLineBytes` (they were still sent). */
   truncated: number
-  /** Structured metadata pairs left out: `cut` beyond Loki's 128 per entry (the entries were still sent). */
-  metadata: { cut: number }
+  /**
+   * Structured metadata pairs (the entries were still sent): `renamed` to a valid name under
+   * `invalidLabels: 'sanitize'` (`trace-id` -> `trace_id`); `cut`: left out, beyond Loki's 128
+   * per entry, with a name nothing valid remains of (empty), or overwritten by a later pair
+   * that ended up with the same name.
+   */
+  metadata: { renamed: number; cut: number }
   /** Retries scheduled. */
   retries: number
   /** Failed HTTP attempts by class. */
@@ -93,6 +98,12 @@ function newLabelNode(): LabelNode {
   return { next: undefined, resolved: undefined }
 }
 
+/** Index of the pair named `name` in [name, value, ...], or -1. */
+function pairIndex(pairs: readonly string[], name: string): number {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return i
+  return -1
+}
+
 function emptyDrops(): { total: number } & Record<DropReason, number> {
   const out = { total: 0 } as { total: number } & Record<DropReason, number>
   for (const r of DROP_REASONS) out[r] = 0
@@ -127,6 +138,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #sentBatches = 0
   #truncated = 0
   #metadataCut = 0
+  #metadataRenamed = 0
   #retries = 0
   #listenerErrors = 0
   #spoolWritten = 0
@@ -227,7 +239,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     let meta: string[] | undefined
     let metaBytes = 0
     if (e.metadata !== undefined && e.metadata !== null) {
-      meta = this.#metadata(e.metadata)
+      if (typeof e.metadata !== 'object' || Array.isArray(e.metadata)) {
+        return this.#refuse('invalid_entry', new LokiEntryError('metadata', `metadata must be an object of name/value pairs, got ${Array.isArray(e.metadata) ? 'an array' : typeof e.metadata}`))
+      }
+      const m = this.#metadata(e.metadata)
+      if (m instanceof LokiEntryError) return this.#refuse('invalid_labels', m)
+      meta = m
       if (meta !== undefined) for (let i = 0; i < meta.length; i++) metaBytes += Buffer.byteLength(meta[i]!)
     }
 
@@ -242,11 +259,38 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     return true
   }
 
-  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined {
+  /**
+   * The entry's metadata as [name, value, ...], undefined when it has none, or the error that
+   * refuses the entry. Names are held to the label-name rule under the `invalidLabels` policy.
+   */
+  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined | LokiEntryError {
     const out: string[] = []
-    for (const name of Object.keys(input)) {
-      const value = metadataValue(input[name])
-      if (value === undefined || name === '') continue
+    // Once a name was rewritten, two pairs can share one: the later one wins, as with labels.
+    let renamed = false
+    for (const rawName of Object.keys(input)) {
+      const value = metadataValue(input[rawName])
+      if (value === undefined) continue
+      let name: string | undefined = rawName
+      if (!isLabelName(rawName)) {
+        if (this.#opts.invalidLabels === 'drop') {
+          return new LokiEntryError(`metadata.${rawName}`, labelNameProblem(rawName, 'structured metadata') ?? `structured metadata name "${rawName}" is not valid`)
+        }
+        name = sanitizeLabelName(rawName)
+        if (name === undefined) {
+          this.#metadataCut++
+          continue
+        }
+        this.#metadataRenamed++
+        renamed = true
+      }
+      if (renamed) {
+        const at = pairIndex(out, name)
+        if (at >= 0) {
+          out[at + 1] = value
+          this.#metadataCut++
+          continue
+        }
+      }
       if (out.length >= MAX_METADATA_PAIRS * 2) {
         // Loki answers 400 to an entry over its limit: send the first 128 and count the rest.
         this.#metadataCut++
@@ -387,8 +431,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#replayTimer.unref()
   }
 
-  #refuse(reason: DropReason): false {
-    this.#countDrop({ reason, entries: 1 })
+  #refuse(reason: DropReason, error?: LokiError): false {
+    this.#countDrop(error === undefined ? { reason, entries: 1 } : { reason, entries: 1, error })
     return false
   }
 
@@ -538,7 +582,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       sent: { entries: this.#sentEntries, bytes: this.#sentBytes, batches: this.#sentBatches },
       dropped: { ...this.#dropped },
       truncated: this.#truncated,
-      metadata: { cut: this.#metadataCut },
+      metadata: { renamed: this.#metadataRenamed, cut: this.#metadataCut },
       retries: this.#retries,
       failedRequests: { ...this.#failed },
       inFlight: { requests: q.inFlightRequests, entries: q.inFlightEntries },

@@ -55,11 +55,28 @@ export function sanitizeLabelName(name: string): string | undefined {
   return truncateUtf8(out, MAX_LABEL_NAME_BYTES)
 }
 
+/**
+ * True for a name Loki accepts as a label name. Structured metadata names follow the same rule:
+ * Loki 2.9 stores a metadata name such as `trace-id` and then fails every query over the stream
+ * (HTTP 500); Loki 3 renames it.
+ */
+export function isLabelName(name: string): boolean {
+  // The pattern admits ASCII only, so length is the byte length.
+  return LABEL_NAME_RE.test(name) && !(name.charCodeAt(0) === 95 && name.charCodeAt(1) === 95) && name.length <= MAX_LABEL_NAME_BYTES
+}
+
+/** Why `name` is not a valid label (or metadata) name, or undefined when it is. */
+export function labelNameProblem(name: string, what = 'label'): string | undefined {
+  if (!LABEL_NAME_RE.test(name)) return `${what} name "${name.slice(0, 64)}" must match ${LABEL_NAME_RE.source}`
+  if (name.startsWith('__')) return `${what} name "${name}" is reserved (starts with "__")`
+  if (name.length > MAX_LABEL_NAME_BYTES) return `${what} name "${name.slice(0, 32)}..." is over ${MAX_LABEL_NAME_BYTES} bytes`
+  return undefined
+}
+
 /** Why a label set is unusable, or undefined when it is fine as it is. */
 export function labelProblem(name: string, value: unknown): string | undefined {
-  if (!LABEL_NAME_RE.test(name)) return `label name "${name}" must match ${LABEL_NAME_RE.source}`
-  if (name.startsWith('__')) return `label name "${name}" is reserved (starts with "__")`
-  if (Buffer.byteLength(name) > MAX_LABEL_NAME_BYTES) return `label name "${name.slice(0, 32)}..." is over ${MAX_LABEL_NAME_BYTES} bytes`
+  const bad = labelNameProblem(name)
+  if (bad !== undefined) return bad
   if (typeof value !== 'string') return `label "${name}" must have a string value`
   if (Buffer.byteLength(value) > MAX_LABEL_VALUE_BYTES) return `label "${name}" value is over ${MAX_LABEL_VALUE_BYTES} bytes`
   return undefined
