@@ -32,13 +32,20 @@ export interface FlushOptions {
 }
 
 export interface FlushResult {
-  /** True when every entry pushed before the call was delivered or dropped before the deadline. */
+  /**
+   * True only when every entry push() accepted before the call was delivered: Loki answered 2xx
+   * (not 260) for it before the deadline. False when any of them timed out, was dropped or went
+   * to the spool instead.
+   */
   ok: boolean
+  /** The deadline passed with entries from before the call still pending. */
   timedOut: boolean
-  /** Entries still buffered or in flight when the call returned. */
+  /** Entries still buffered or in flight when the call returned (entries pushed meanwhile included). */
   pendingEntries: number
-  /** Entries dropped (any reason) while the call ran. */
+  /** Entries dropped (any reason) while the call ran, entries pushed meanwhile included. */
   droppedEntries: number
+  /** Entries written to the spool while the call ran, to be replayed later. */
+  spooledEntries: number
 }
 
 export interface CloseOptions {
@@ -359,6 +366,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     if (batch.done) return
     if (SPOOLABLE.has(reason) && this.#toSpool(batch)) return
     if (!this.#queue.finish(batch)) return
+    BatchQueue.undelivered(batch)
     batch.controller.abort(new LokiAbortError(`batch dropped: ${reason}`))
     this.#countDrop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
   }
@@ -380,6 +388,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     }
     if (!spool.write(body, batch.entries)) return false
     this.#queue.finish(batch)
+    BatchQueue.undelivered(batch)
     batch.controller.abort(new LokiAbortError('batch moved to the spool'))
     this.#spoolWritten += batch.entries
     this.#armReplay()
@@ -469,6 +478,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    */
   async flush(options: FlushOptions = {}): Promise<FlushResult> {
     const droppedBefore = this.#dropped.total
+    const spooledBefore = this.#spoolWritten
     this.#batcher.cut()
     const waiting = [...this.#queue.pending]
     let timedOut = false
@@ -484,10 +494,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       clearTimeout(timer)
     }
     return {
-      ok: !timedOut,
+      // A batch split on 413 counts its halves' losses too (see BatchQueue.undelivered).
+      ok: !timedOut && waiting.every((b) => b.undelivered === 0),
       timedOut,
       pendingEntries: this.#batcher.entries + this.#queue.entries,
       droppedEntries: this.#dropped.total - droppedBefore,
+      spooledEntries: this.#spoolWritten - spooledBefore,
     }
   }
 
@@ -502,11 +514,16 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#closing = (async () => {
       const result = await this.flush({ timeoutMs: options.timeoutMs ?? this.#opts.closeTimeoutMs })
       const droppedBefore = this.#dropped.total
+      const spooledBefore = this.#spoolWritten
       const graceful = this.#queue.pending.size === 0 && this.#batcher.entries === 0
       this.#abortAll('close_timeout')
       if (this.#state === 'closing') this.#state = 'closed'
       await this.#release(graceful)
-      return { ...result, droppedEntries: result.droppedEntries + this.#dropped.total - droppedBefore }
+      return {
+        ...result,
+        droppedEntries: result.droppedEntries + this.#dropped.total - droppedBefore,
+        spooledEntries: result.spooledEntries + this.#spoolWritten - spooledBefore,
+      }
     })()
     return this.#closing
   }
