@@ -6,13 +6,14 @@ import { encodeBodySync } from './encode/index.js'
 import { LokiAbortError, LokiEntryError, LokiError, ErrorCodes } from './errors.js'
 import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
 import { registerExitFlush, unregisterExitFlush } from './exit.js'
-import { isLabelName, labelNameProblem, resolveLabels, sanitizeLabelName, truncateUtf8, type ResolvedStream } from './labels.js'
+import { isLabelName, isRefusal, labelNameProblem, NO_LABELS, resolveLabels, sanitizeLabelName, truncateUtf8, type Refusal, type ResolvedStream } from './labels.js'
 import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
 import { BatchQueue, createBatch, type Batch } from './queue.js'
 import { readTimestamp, type TimestampParts } from './timestamp.js'
 import { Spool } from './spool.js'
 import { Transport } from './transport.js'
+import { DropWarnings, warnNoLabels } from './warnings.js'
 import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
 
 /** Buffer-limit cost of an entry beyond its line and metadata: timestamp and framing. */
@@ -97,12 +98,23 @@ export interface LokiClientStats {
  */
 interface LabelNode {
   next: Map<string, Map<unknown, LabelNode>> | undefined
-  /** Undefined until a label set ends here; null when it was refused. */
-  resolved: ResolvedStream | null | undefined
+  /** Undefined until a label set ends here. */
+  resolved: ResolvedStream | Refusal | undefined
 }
 
 function newLabelNode(): LabelNode {
   return { next: undefined, resolved: undefined }
+}
+
+const NO_LABELS_REFUSAL: Refusal = { field: 'labels', message: NO_LABELS }
+
+/** A value as an error message shows it: short, and never a whole object. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)
+  if (typeof v === 'bigint') return `${v}n`
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return String(v)
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'an invalid Date' : `a Date (${v.toISOString()})`
+  return Array.isArray(v) ? 'an array' : `a ${typeof v}`
 }
 
 /** Index of the pair named `name` in [name, value, ...], or -1. */
@@ -131,6 +143,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #transport: Transport
   readonly #defaultStream: StreamBuffer | undefined
   readonly #spool: Spool | undefined
+  readonly #warnings = new DropWarnings()
+  #warnedNoLabels = false
   #labelCache: LabelNode = newLabelNode()
   #labelCacheNodes = 0
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
@@ -200,8 +214,9 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       this.#queue.enqueue(createBatch(cut.data, cut.entries, cut.bytes))
     })
     const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
-    this.#defaultStream = defaults === undefined ? undefined : this.#batcher.stream(defaults, true)
-    if (opts.flushOnExit || this.#spool !== undefined) registerExitFlush(this)
+    this.#defaultStream = defaults === undefined || isRefusal(defaults) ? undefined : this.#batcher.stream(defaults, true)
+    // Always: besides flushOnExit and the spool, the 'exit' hook reports what the exit loses.
+    registerExitFlush(this)
     this.#pump()
     if (this.#spool?.pending) this.#armReplay()
   }
@@ -222,13 +237,14 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #pushOne(e: LogEntry | undefined): boolean {
     this.#pushed++
     if (this.#state !== 'open') return this.#refuse('closed')
-    if (e === null || typeof e !== 'object' || typeof e.line !== 'string') return this.#refuse('invalid_entry')
+    if (e === null || typeof e !== 'object') return this.#refuse('invalid_entry', 'entry', `expected an object with a string line, got ${show(e)}`)
+    if (typeof e.line !== 'string') return this.#refuse('invalid_entry', 'line', `expected a string, got ${show(e.line)}`)
     const opts = this.#opts
 
     let line = e.line
     let lineBytes = Buffer.byteLength(line)
     if (lineBytes > opts.maxLineBytes) {
-      if (opts.oversizeLines === 'drop') return this.#refuse('line_too_long')
+      if (opts.oversizeLines === 'drop') return this.#refuse('line_too_long', 'line', `${lineBytes} bytes, over maxLineBytes (${opts.maxLineBytes})`)
       line = truncateUtf8(line, opts.maxLineBytes)
       lineBytes = Buffer.byteLength(line)
       this.#truncated++
@@ -240,23 +256,34 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       ts.ns = 0
       ts.precise = false
     } else if (!readTimestamp(e.timestamp, ts)) {
-      return this.#refuse('invalid_entry')
+      return this.#refuse('invalid_entry', 'timestamp', `expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got ${show(e.timestamp)}`)
     }
 
     let meta: string[] | undefined
     let metaBytes = 0
     if (e.metadata !== undefined && e.metadata !== null) {
       if (typeof e.metadata !== 'object' || Array.isArray(e.metadata)) {
-        return this.#refuse('invalid_entry', new LokiEntryError('metadata', `metadata must be an object of name/value pairs, got ${Array.isArray(e.metadata) ? 'an array' : typeof e.metadata}`))
+        return this.#refuse('invalid_entry', 'metadata', `expected an object of name/value pairs, got ${show(e.metadata)}`)
       }
       const m = this.#metadata(e.metadata)
-      if (m instanceof LokiEntryError) return this.#refuse('invalid_labels', m)
+      if (m !== undefined && isRefusal(m)) return this.#refuse('invalid_labels', m.field, m.message)
       meta = m
       if (meta !== undefined) for (let i = 0; i < meta.length; i++) metaBytes += Buffer.byteLength(meta[i]!)
     }
 
-    const stream = e.labels === undefined || e.labels === null ? this.#defaultStream : this.#streamFor(e.labels)
-    if (stream === undefined) return this.#refuse('invalid_labels')
+    const labels = e.labels
+    let stream: StreamBuffer | Refusal
+    if (labels === undefined || labels === null) stream = this.#defaultStream ?? NO_LABELS_REFUSAL
+    else if (typeof labels !== 'object' || Array.isArray(labels)) return this.#refuse('invalid_labels', 'labels', `expected an object of name/value pairs, got ${show(labels)}`)
+    else stream = this.#streamFor(labels)
+    if (isRefusal(stream)) {
+      if (stream.message === NO_LABELS && !this.#warnedNoLabels) {
+        // A configuration that drops every line: say so even to a client with a 'drop' listener.
+        this.#warnedNoLabels = true
+        warnNoLabels()
+      }
+      return this.#refuse('invalid_labels', stream.field, stream.message)
+    }
 
     const cost = lineBytes + metaBytes + ENTRY_OVERHEAD_BYTES
     if (this.#batcher.bytes + this.#queue.bytes + cost > opts.maxBufferBytes && !this.#makeRoom(cost)) {
@@ -270,7 +297,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    * The entry's metadata as [name, value, ...], undefined when it has none, or the error that
    * refuses the entry. Names are held to the label-name rule under the `invalidLabels` policy.
    */
-  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined | LokiEntryError {
+  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined | Refusal {
     const out: string[] = []
     // Once a name was rewritten, two pairs can share one: the later one wins, as with labels.
     let renamed = false
@@ -280,7 +307,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       let name: string | undefined = rawName
       if (!isLabelName(rawName)) {
         if (this.#opts.invalidLabels === 'drop') {
-          return new LokiEntryError(`metadata.${rawName}`, labelNameProblem(rawName, 'structured metadata') ?? `structured metadata name "${rawName}" is not valid`)
+          return { field: `metadata.${rawName}`, message: labelNameProblem(rawName, 'structured metadata') ?? `structured metadata name "${rawName}" is not valid` }
         }
         name = sanitizeLabelName(rawName)
         if (name === undefined) {
@@ -308,7 +335,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     return out.length > 0 ? out : undefined
   }
 
-  #streamFor(labels: Readonly<Record<string, unknown>>): StreamBuffer | undefined {
+  #streamFor(labels: Readonly<Record<string, unknown>>): StreamBuffer | Refusal {
     // Walked in property order: cheaper than sorting, and one call site repeats its order.
     // for...in, as in resolveLabels: both must read the same properties.
     if (this.#labelCacheNodes >= LABEL_CACHE_NODES) {
@@ -333,12 +360,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     return this.#streamOf(node.resolved)
   }
 
-  #resolveLabels(labels: Readonly<Record<string, unknown>>): ResolvedStream | null {
-    return resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels) ?? null
+  #resolveLabels(labels: Readonly<Record<string, unknown>>): ResolvedStream | Refusal {
+    return resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels)
   }
 
-  #streamOf(resolved: ResolvedStream | null): StreamBuffer | undefined {
-    return resolved === null ? undefined : this.#batcher.stream(resolved)
+  #streamOf(resolved: ResolvedStream | Refusal): StreamBuffer | Refusal {
+    return isRefusal(resolved) ? resolved : this.#batcher.stream(resolved)
   }
 
   /** drop-oldest: evicts waiting batches, oldest first, until `cost` fits. */
@@ -440,15 +467,24 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#replayTimer.unref()
   }
 
-  #refuse(reason: DropReason, error?: LokiError): false {
-    this.#countDrop(error === undefined ? { reason, entries: 1 } : { reason, entries: 1, error })
+  /** Refuses one entry; `field` and `message` say what was wrong with it, when something was. */
+  #refuse(reason: DropReason, field?: string, message?: string): false {
+    this.#dropped[reason]++
+    this.#dropped.total++
+    // The error is built only for someone who reads it: a flood of bad entries stays cheap.
+    if (this.listenerCount('drop') > 0) {
+      this.#emit('drop', field === undefined ? { reason, entries: 1 } : { reason, entries: 1, error: new LokiEntryError(field, message!) })
+    } else {
+      this.#warnings.note(reason, 1, field === undefined ? undefined : LokiEntryError.describe(field, message!))
+    }
     return false
   }
 
   #countDrop(e: DropEvent): void {
     this.#dropped[e.reason] += e.entries
     this.#dropped.total += e.entries
-    this.#emit('drop', e)
+    if (this.listenerCount('drop') > 0) this.#emit('drop', e)
+    else this.#warnings.note(e.reason, e.entries, e.error?.message)
   }
 
   #countFailure(status: number | undefined, error: LokiError): void {
@@ -546,6 +582,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   async #release(graceful: boolean): Promise<void> {
     clearTimeout(this.#replayTimer)
     this.#replayTimer = undefined
+    this.#warnings.flush(false)
     unregisterExitFlush(this)
     this.#breaker.shutdown()
     this.#spool?.close()
@@ -566,14 +603,20 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    * @internal The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
    * only synchronous work runs now. With a spool, everything not yet delivered, requests in
    * flight included, is written to disk; a replay resends it and Loki drops any duplicates.
+   * What is left (no spool, or a write that failed) is counted as dropped (`exit`), and drops
+   * not yet reported by a warning are reported now.
    */
   onExit(): void {
+    if (this.#state === 'destroyed') return
     const spool = this.#spool
-    if (spool === undefined || this.#state === 'destroyed') return
-    this.#batcher.cut()
-    for (const batch of [...this.#queue.pending]) this.#toSpool(batch)
-    spool.sync()
-    spool.close()
+    if (spool !== undefined) {
+      this.#batcher.cut()
+      for (const batch of [...this.#queue.pending]) this.#toSpool(batch)
+      spool.sync()
+      spool.close()
+    }
+    this.#abortAll('exit')
+    this.#warnings.flush(true)
   }
 
   /** The limits this client runs with, defaults filled in. */

@@ -56,8 +56,13 @@ export class LokiEntryError extends LokiError {
   readonly field: string
 
   constructor(field: string, message: string) {
-    super(ErrorCodes.INVALID_ENTRY, message)
+    super(ErrorCodes.INVALID_ENTRY, LokiEntryError.describe(field, message))
     this.field = field
+  }
+
+  /** The message such an error has, for reports that do not build the error itself. */
+  static describe(field: string, message: string): string {
+    return `Invalid entry field "${field}": ${message}`
   }
 }
 

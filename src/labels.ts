@@ -82,28 +82,39 @@ export function labelProblem(name: string, value: unknown): string | undefined {
   return undefined
 }
 
+/** Why an entry was refused: the field at fault (`labels.app`, `metadata.trace-id`) and what is wrong. */
+export interface Refusal {
+  readonly field: string
+  readonly message: string
+}
+
+export function isRefusal(r: object): r is Refusal {
+  return 'field' in r
+}
+
 /**
- * Merges entry labels over the defaults and applies the policy. Returns undefined when the
- * entry must be dropped (policy 'drop' and a bad label, no labels at all, or too many).
+ * Merges entry labels over the defaults and applies the policy. Returns a Refusal when the entry
+ * must be dropped (policy 'drop' and a bad label, no labels at all, or too many).
  * Empty values are removed, as Loki itself does.
  */
 export function resolveLabels(
   defaults: Readonly<Record<string, string>>,
   extra: Readonly<Record<string, unknown>>,
   policy: InvalidLabelsPolicy,
-): ResolvedStream | undefined {
+): ResolvedStream | Refusal {
   const merged: Record<string, string> = { ...defaults }
   // for...in, like the client's label cache walk: both must read the same properties.
   for (const rawName in extra) {
     let value = extra[rawName]
     if (value === undefined || value === null) continue
     if (typeof value !== 'string') {
-      if (policy === 'drop') return undefined
+      if (policy === 'drop') return { field: `labels.${rawName}`, message: `label "${rawName}" must have a string value, got ${typeof value}` }
       value = String(value)
     }
     let name: string | undefined = rawName
-    if (labelProblem(rawName, value) !== undefined) {
-      if (policy === 'drop') return undefined
+    const problem = labelProblem(rawName, value)
+    if (problem !== undefined) {
+      if (policy === 'drop') return { field: `labels.${rawName}`, message: problem }
       name = sanitizeLabelName(rawName)
       if (name === undefined) continue
       value = truncateUtf8(value as string, MAX_LABEL_VALUE_BYTES)
@@ -115,8 +126,12 @@ export function resolveLabels(
     merged[name] = value as string
   }
   const count = Object.keys(merged).length
-  if (count === 0 || count > MAX_LABELS) return undefined
+  if (count === 0) return { field: 'labels', message: NO_LABELS }
+  if (count > MAX_LABELS) return { field: 'labels', message: `${count} labels, Loki allows at most ${MAX_LABELS} per stream` }
   const sorted: Record<string, string> = {}
   for (const name of Object.keys(merged).sort()) sorted[name] = merged[name]!
   return { selector: selectorOf(sorted), labels: sorted }
 }
+
+/** The message of an entry left with no stream labels: its own are empty and the client has none. */
+export const NO_LABELS = 'no stream labels left: the client has no default labels and the entry none with a value (empty values remove labels)'

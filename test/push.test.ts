@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, it } from 'vitest'
-import { LokiClient, type DropEvent } from '../src/index.js'
+import { LokiClient, LokiEntryError, type DropEvent } from '../src/index.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertIdentity, FAST } from './helpers.js'
 
@@ -79,5 +79,37 @@ it('label sets that only a joined string key would confuse land in their own str
     two: { app: 'p', a: 'x', b: 'y' },
     four: { app: 'p', n: '5' },
   })
+  assertIdentity(client)
+})
+
+it('a refused entry\'s drop event carries a LokiEntryError naming the field at fault', () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, maxLineBytes: 16, oversizeLines: 'drop', invalidLabels: 'drop', ...FAST })
+  const drops: DropEvent[] = []
+  client.on('drop', (e) => drops.push(e))
+  const bad: unknown[] = [
+    null,
+    { line: 5 },
+    { line: 'x'.repeat(17) },
+    { line: 'x', timestamp: 'yesterday' },
+    { line: 'x', labels: { 'bad-name': 'v' } },
+    { line: 'x', labels: { n: 5 } },
+    { line: 'x', labels: 'app=x' },
+    { line: 'x', labels: Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`l${i}`, 'v'])) },
+    { line: 'x', metadata: { 'trace.id': 't' } },
+  ]
+  for (const e of bad) expect(client.push(e as never)).toBe(false)
+  expect(drops.map((d) => [d.reason, d.error instanceof LokiEntryError && d.error.code, (d.error as LokiEntryError).field])).toEqual([
+    ['invalid_entry', 'LOKI_INVALID_ENTRY', 'entry'],
+    ['invalid_entry', 'LOKI_INVALID_ENTRY', 'line'],
+    ['line_too_long', 'LOKI_INVALID_ENTRY', 'line'],
+    ['invalid_entry', 'LOKI_INVALID_ENTRY', 'timestamp'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels.bad-name'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels.n'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'metadata.trace.id'],
+  ])
+  expect(drops[3]!.error!.message).toBe('Invalid entry field "timestamp": expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got "yesterday"')
+  expect(drops[4]!.error!.message).toContain('label name "bad-name" must match')
   assertIdentity(client)
 })
