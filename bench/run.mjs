@@ -3,7 +3,7 @@
 //
 //   npm ci --prefix bench                 once: the incumbents (pino-loki, winston-loki) live here
 //   npm run build                         at the root: contenders load the built package
-//   npm run bench                         in bench/: full run (~9 min), writes bench/RESULTS.md
+//   npm run bench                         in bench/: full run (~20 min), writes bench/RESULTS.md
 //   npm run bench -- --smoke              ~20 s: every contender briefly; writes a temp file and
 //                                         exits non-zero if a lokiwire contender loses a line
 //
@@ -11,6 +11,7 @@
 //              --extras (adds lokiwire's in-process pino stream)  --no-pin  --out FILE  --list
 //              --set scenario.key=N (e.g. --set stall.stallMs=5000)
 //              --keep-profile FILE (the raw .cpuprofile of the profiled burst, for DevTools)
+//              --check-deps (only check that `npm ci --prefix bench` was run; exit 2 if not)
 //
 // A run that is not the complete default set writes to a temp file (or --out), never over
 // RESULTS.md, so a partial run cannot replace the recorded tables.
@@ -88,9 +89,12 @@ const complete = !smoke && onlyIds === undefined && !argv.includes('--scenarios'
 // ---------------------------------------------------------------------------------------------
 // Preconditions
 
+// Checked first, and alone with --check-deps: `npm run bench` runs that before its build, so a
+// missing install is reported at once instead of after a build that cannot help.
+if (!existsSync(join(BENCH_DIR, 'node_modules', 'lokiwire'))) fail('bench dependencies are missing (pino-loki and winston-loki live in bench/): run `npm ci --prefix bench` at the repository root once')
+if (flag('--check-deps')) process.exit(0)
 const distEntry = join(ROOT_DIR, 'dist', 'index.js')
 if (!existsSync(distEntry)) fail('dist/ is missing: run `npm run build` at the repository root first')
-if (!existsSync(join(BENCH_DIR, 'node_modules', 'lokiwire'))) fail('bench dependencies are missing: run `npm ci --prefix bench` at the repository root')
 {
   const newest = (dir) => {
     let t = 0

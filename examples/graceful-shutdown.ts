@@ -5,6 +5,7 @@
 //      LOKI_URL=http://localhost:3100 npx tsx examples/graceful-shutdown.ts
 // Then: curl localhost:8080/hello, and stop it with Ctrl-C or `kill <pid>`.
 import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { LokiClient } from 'lokiwire'
 import { createLokiTestServer } from 'lokiwire/testing'
 
@@ -36,8 +37,10 @@ const server = createServer((req, res) => {
   res.end('hello\n')
 })
 server.listen(PORT, () => {
-  log('info', 'listening', { port: PORT })
-  console.log(`listening on http://localhost:${PORT} (pid ${process.pid}); Ctrl-C or SIGTERM to stop`)
+  // The port actually bound: PORT=0 asks for any free one.
+  const { port } = server.address() as AddressInfo
+  log('info', 'listening', { port })
+  console.log(`listening on http://localhost:${port} (pid ${process.pid}); Ctrl-C or SIGTERM to stop`)
 })
 
 let stopping = false

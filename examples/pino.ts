@@ -41,12 +41,18 @@ if (process.env.MODE === 'stream') {
   process.once('SIGTERM', () => process.exit(0))
 }
 
+let logged = 0
 for (let i = 0; i < 100; i++) {
   const req = logger.child({ req_id: `req-${i}`, trace_id: `trace-${i % 7}` })
   req.info({ items: 1 + (i % 3), ms: 5 + (i % 40) }, 'order placed')
-  if (i % 25 === 0) req.warn({ retry: 1 }, 'payment provider slow')
+  logged++
+  if (i % 25 === 0) {
+    req.warn({ retry: 1 }, 'payment provider slow')
+    logged++
+  }
 }
 logger.error(new Error('inventory service unreachable'), 'degraded mode')
+logged++
 
 // pino 10: the callback runs once everything logged so far is at Loki (or closeTimeoutMs passed).
 await new Promise<void>((resolve) => logger.flush(() => resolve()))
@@ -59,5 +65,6 @@ if (embedded) {
   // The receiver lives in this thread: it must be gone before the exit hook blocks this thread
   // waiting for the worker. Everything has been delivered already.
   await embedded.close()
+  process.exitCode = embedded.entries.length === logged ? 0 : 1
 }
 // Nothing else to do: the process ends naturally, and the transport closes on the way out.

@@ -53,3 +53,4 @@ if (embedded) {
   console.log(`one of them: ${embedded.entries[0]!.stream} ${embedded.entries[0]!.line}`)
   await embedded.close()
 }
+process.exitCode = stats.dropped.total === 0 && (!embedded || embedded.entries.length === stats.sent.entries) ? 0 : 1

@@ -3,7 +3,7 @@ import { encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptio
 import { ErrorCodes, LokiError } from './errors.js'
 import type { FailedEvent, RetryEvent, SentEvent } from './events.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
-import { decideRetry, type RetryPolicy } from './retry.js'
+import { attemptTimeout, decideRetry, type RetryPolicy } from './retry.js'
 import { entriesOfBody } from './spool.js'
 import type { Transport } from './transport.js'
 import type { DropReason } from './types.js'
@@ -110,8 +110,10 @@ export class Delivery {
       const started = performance.now()
       this.queue.setSending(batch, true)
       const body = batch.body
+      // The budget is a deadline: the attempt may use only what is left of it.
+      const timeoutMs = attemptTimeout(this.policy, this.transport.requestTimeoutMs, batch.spentMs)
       const result = await this.breaker.run(() =>
-        this.transport.send(body, signal, { batchId: batch.id, attempt, entries: batch.entries }),
+        this.transport.send(body, signal, { batchId: batch.id, attempt, entries: batch.entries, timeoutMs }),
       )
       this.queue.setSending(batch, false)
       if (batch.done) return // destroyed, evicted or timed out by close() meanwhile: already counted

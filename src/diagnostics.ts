@@ -18,6 +18,11 @@ export interface RequestStartMessage {
 export interface RequestEndMessage extends RequestStartMessage {
   status: number
   durationMs: number
+  /**
+   * True when the answer's body was not read to its end (it broke off, or ran past the drain
+   * limits of 8 MiB or 1 s) and its socket was destroyed. The status still decided the outcome.
+   */
+  bodyAbandoned: boolean
 }
 
 export interface RequestErrorMessage extends RequestStartMessage {

@@ -14,6 +14,8 @@ export const ErrorCodes = {
   HTTP_STATUS: 'LOKI_HTTP_STATUS',
   REQUEST_TIMEOUT: 'LOKI_REQUEST_TIMEOUT',
   NETWORK: 'LOKI_NETWORK',
+  TLS: 'LOKI_TLS',
+  DNS: 'LOKI_DNS',
   ABORTED: 'LOKI_ABORTED',
   BREAKER_OPEN: 'LOKI_BREAKER_OPEN',
   CLOSED: 'LOKI_CLOSED',
@@ -88,11 +90,18 @@ export class LokiTimeoutError extends LokiError {
   }
 }
 
-/** The connection failed: refused, reset, closed early, DNS, TLS. */
+/** Codes of the network family: which part of reaching Loki failed. */
+export type NetworkErrorCode = typeof ErrorCodes.NETWORK | typeof ErrorCodes.TLS | typeof ErrorCodes.DNS
+
+/**
+ * The connection failed. `LOKI_TLS`: the TLS handshake refused the certificate or the protocol,
+ * a configuration error that is not retried. `LOKI_DNS`: the host name did not resolve (retried:
+ * DNS flaps). `LOKI_NETWORK`: refused, reset, closed early and the rest.
+ */
 export class LokiNetworkError extends LokiError {
   override name = 'LokiNetworkError'
-  constructor(message: string, cause?: unknown) {
-    super(ErrorCodes.NETWORK, message, { cause })
+  constructor(message: string, cause?: unknown, code: NetworkErrorCode = ErrorCodes.NETWORK) {
+    super(code, message, { cause })
   }
 }
 

@@ -55,3 +55,12 @@ export function decideRetry(
   if (spentMs + delayMs >= policy.budgetMs) return { retry: false, reason: 'budget' }
   return { retry: true, delayMs }
 }
+
+/**
+ * The deadline of the next attempt: `requestTimeoutMs`, cut to what the retry budget has left so
+ * a batch never outlives `budgetMs` by a whole request timeout. decideRetry() leaves at least
+ * 1 ms for any attempt it allows; the floor only guards against a clock that went backwards.
+ */
+export function attemptTimeout(policy: RetryPolicy, requestTimeoutMs: number, spentMs: number): number {
+  return Math.max(1, Math.min(requestTimeoutMs, Math.floor(policy.budgetMs - spentMs)))
+}

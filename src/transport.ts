@@ -1,8 +1,9 @@
-import { Pool, errors as undiciErrors } from 'undici'
+import type { Socket } from 'node:net'
+import { buildConnector, Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { channels } from './diagnostics.js'
 import type { EncodedBody } from './encode/index.js'
-import { LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
+import { ErrorCodes, LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { parseRetryAfter } from './retry.js'
 import { VERSION } from './version.js'
@@ -16,9 +17,9 @@ export type SendResult =
   | { kind: 'success'; status: number }
   /** 260: a 2xx that stored nothing (ingestion policy). */
   | { kind: 'blocked'; status: number; error: LokiHttpError }
-  /** 429, 408, 5xx, network errors, timeouts. */
+  /** 429, 408, 5xx, network and DNS errors, timeouts. */
   | { kind: 'retryable'; status: number | undefined; error: LokiError; retryAfterMs: number | undefined }
-  /** 400, 401, 403, 404 and other statuses that a retry cannot fix. */
+  /** 400, 401, 403, 404 and other statuses that a retry cannot fix; TLS configuration errors. */
   | { kind: 'failure'; status: number | undefined; error: LokiError }
   /** 413: the body is over the server's limit; the batch should be split. */
   | { kind: 'too_large'; status: number; error: LokiHttpError }
@@ -29,63 +30,168 @@ export interface AttemptInfo {
   batchId: number
   attempt: number
   entries: number
+  /** This attempt's deadline when the retry budget leaves less than `requestTimeoutMs`. */
+  timeoutMs?: number
 }
 
 /** Error bodies are read up to this size for the message; Loki's are a few hundred bytes. */
 export const ERROR_BODY_KEEP = 64 * 1024
 /** Past this a body is not worth draining: the socket is destroyed instead of reused. */
 export const DRAIN_LIMIT = 8 * 1024 * 1024
+/**
+ * A body still arriving after this long is given up and its socket destroyed. Loki's bodies are
+ * empty or a few hundred bytes; one that trickles must not hold the attempt (and its socket)
+ * until `requestTimeoutMs`.
+ */
+export const DRAIN_TIME_LIMIT_MS = 1000
 
 type Body = Dispatcher.ResponseData['body']
 
+interface Drained {
+  /** The first `keep` bytes, decoded as UTF-8 and trimmed. */
+  text: string
+  /** False when the body broke off or was cut by a limit: its socket is destroyed, not reused. */
+  complete: boolean
+}
+
 /**
- * Consumes a body to the end, keeping its first `keep` bytes as text. A body that breaks off
- * throws, even after a 2xx status: the push is then retried, which is safe because Loki drops
- * the duplicate entries a retry may resend.
+ * Reads a body to its end so its socket can serve the next request, keeping its first `keep`
+ * bytes as text. Never throws: a body that breaks off, runs past DRAIN_LIMIT bytes or
+ * DRAIN_TIME_LIMIT_MS, or is aborted by the attempt's deadline is destroyed, which closes its
+ * socket, and reported as incomplete. The status already received decides the outcome.
  */
-async function drain(body: Body, keep: number): Promise<string> {
+async function drain(body: Body, keep: number): Promise<Drained> {
   const chunks: Buffer[] = []
   let kept = 0
   let total = 0
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length
-    if (kept < keep) {
-      const part = chunk.subarray(0, keep - kept)
-      chunks.push(part)
-      kept += part.length
+  let complete = false
+  const timer = setTimeout(() => body.destroy(), DRAIN_TIME_LIMIT_MS)
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      total += chunk.length
+      if (kept < keep) {
+        const part = chunk.subarray(0, keep - kept)
+        chunks.push(part)
+        kept += part.length
+      }
+      // Not worth reading further: leaving the loop destroys the body and gives up the socket.
+      if (total > DRAIN_LIMIT) break
     }
-    if (total > DRAIN_LIMIT) {
-      // Not worth reading further: give up the socket instead of reusing it.
-      body.destroy()
-      break
-    }
+    complete = total <= DRAIN_LIMIT
+  } catch {
+    // Broke off, timed out or aborted: the stream destroyed itself on the way.
+  } finally {
+    // Leaving the loop early (break or throw) has destroyed the body: its socket is not reused.
+    clearTimeout(timer)
   }
-  return kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim()
+  return { text: kept === 0 ? '' : Buffer.concat(chunks).toString('utf8').trim(), complete }
+}
+
+/** How long close() and destroy() wait for a destroyed socket's 'close'; it comes on the next turn. */
+const SOCKET_CLOSE_WAIT_MS = 1000
+
+/**
+ * undici's connector, remembering every socket it creates from the moment the connect starts.
+ * `Pool.destroy()` resolves without waiting for a connect in flight: that socket is destroyed
+ * only when the connect ends, seconds later against a Loki that does not accept. Knowing the
+ * sockets lets close() and destroy() end them too. The connector returns its socket (undici has
+ * done so since v4, though its types say void); if that ever stops, nothing is tracked.
+ */
+export function trackingConnector(base: buildConnector.connector, sockets: Set<Socket>): buildConnector.connector {
+  return (options, callback) => {
+    const socket = (base as (o: buildConnector.Options, cb: buildConnector.Callback) => unknown)(options, callback)
+    if (socket === null || typeof socket !== 'object' || typeof (socket as Socket).destroy !== 'function') return
+    const s = socket as Socket
+    sockets.add(s)
+    s.once('close', () => sockets.delete(s))
+  }
+}
+
+/**
+ * Destroys `sockets` and resolves once each has emitted 'close' (bounded, to be safe). A socket
+ * leaves the set on 'close', which comes only once its handle (and any connect on it) is gone;
+ * `socket.closed` turns true earlier, so it is no proof that nothing is left.
+ */
+async function destroySockets(sockets: Set<Socket>): Promise<void> {
+  if (sockets.size === 0) return
+  const closed = [...sockets].map((s) => new Promise<void>((resolve) => {
+    s.once('close', () => resolve())
+    // With an error, undici's connect callback runs and its bookkeeping ends; the connector
+    // listens for 'error', so this is never unhandled.
+    s.destroy(new undiciErrors.ClientDestroyedError())
+  }))
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    Promise.all(closed),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SOCKET_CLOSE_WAIT_MS)
+    }),
+  ])
+  clearTimeout(timer)
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
 
+/**
+ * TLS failures a retry cannot fix: the certificate does not verify against the trusted CAs, has
+ * expired or names another host, or the server does not speak TLS (an https URL on a plain
+ * port) or refused our protocol or client certificate. They are configuration errors, reported
+ * at once instead of retried like an outage.
+ */
+const TLS_CONFIG_CODES = new Set([
+  // Certificate verification (OpenSSL's X509_V_ERR_* as Node names them).
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD', 'CERT_SIGNATURE_FAILURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  // Node's host name check.
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  // The handshake itself.
+  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+  'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+])
+
+/** The host name did not resolve. Retried: in a cluster DNS flaps while services restart. */
+const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA'])
+
+/** `err`'s message, with its code added only when the message does not already say it. */
+function describeError(err: unknown, code: string | undefined): string {
+  const message = err instanceof Error ? err.message : String(err)
+  return code === undefined || message.includes(code) ? message : `${message} (${code})`
+}
+
 function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal): SendResult {
   if (signal.aborted) {
-    return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason ?? err) }
+    return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason) }
   }
   if (deadline.aborted) {
     const reason = deadline.reason as LokiTimeoutError
     return { kind: 'retryable', status: undefined, error: reason, retryAfterMs: undefined }
   }
-  const code = (err as { code?: unknown })?.code
-  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
-    return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out (${code})`, err), retryAfterMs: undefined }
+  const raw = (err as { code?: unknown })?.code
+  const code = typeof raw === 'string' ? raw : undefined
+  if (code !== undefined && TIMEOUT_CODES.has(code)) {
+    return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out: ${describeError(err, code)}`, err), retryAfterMs: undefined }
+  }
+  if (code !== undefined && TLS_CONFIG_CODES.has(code)) {
+    const error = new LokiNetworkError(`TLS handshake with Loki failed: ${describeError(err, code)}`, err, ErrorCodes.TLS)
+    return { kind: 'failure', status: undefined, error }
+  }
+  if (code !== undefined && DNS_CODES.has(code)) {
+    const error = new LokiNetworkError(`could not resolve Loki's host: ${describeError(err, code)}`, err, ErrorCodes.DNS)
+    return { kind: 'retryable', status: undefined, error, retryAfterMs: undefined }
   }
   if (err instanceof undiciErrors.InvalidArgumentError) {
     // A bad header or URL will not get better on retry.
     return { kind: 'failure', status: undefined, error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
   }
-  const message = err instanceof Error ? err.message : String(err)
   return {
     kind: 'retryable',
     status: undefined,
-    error: new LokiNetworkError(`request failed: ${typeof code === 'string' ? `${code} ` : ''}${message}`, err),
+    error: new LokiNetworkError(`request failed: ${describeError(err, code)}`, err),
     retryAfterMs: undefined,
   }
 }
@@ -111,21 +217,39 @@ export class Transport {
   readonly #url: string
   readonly #headers: Record<string, string>
   readonly #timeoutMs: number
+  /** Every socket undici opened and that has not closed yet, connects in flight included. */
+  readonly #sockets = new Set<Socket>()
+  #abandonedBodies = 0
 
   constructor(opts: ResolvedOptions) {
     this.#path = opts.path
     this.#url = opts.displayUrl
     this.#timeoutMs = opts.requestTimeoutMs
     this.#headers = { 'user-agent': `lokiwire/${VERSION}`, ...opts.headers }
+    // The options undici's Pool would give its own connector (its defaults for the rest).
+    const connector = buildConnector({ ...opts.tls, timeout: opts.connectTimeoutMs })
     this.#pool = new Pool(opts.origin, {
       connections: opts.concurrency,
       pipelining: 1,
-      connectTimeout: opts.connectTimeoutMs,
       headersTimeout: opts.requestTimeoutMs,
       bodyTimeout: opts.requestTimeoutMs,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
-      ...(opts.tls ? { connect: { ...opts.tls } } : {}),
+      connect: trackingConnector(connector, this.#sockets),
     })
+  }
+
+  /**
+   * Answers whose body was not read to its end (it broke off, ran past DRAIN_LIMIT or
+   * DRAIN_TIME_LIMIT_MS, or the attempt ended meanwhile): each cost its socket. The status
+   * still decided the outcome, so a 2xx among them counted as delivered and was not resent.
+   */
+  get abandonedBodies(): number {
+    return this.#abandonedBodies
+  }
+
+  /** The longest any attempt may take. */
+  get requestTimeoutMs(): number {
+    return this.#timeoutMs
   }
 
   /** Sockets currently open to Loki. */
@@ -135,7 +259,8 @@ export class Transport {
 
   /**
    * One attempt. `signal` belongs to the batch (destroy, eviction); the attempt adds its own
-   * total deadline on top, so a stalled server costs at most `requestTimeoutMs`.
+   * total deadline on top, so a stalled server costs at most `requestTimeoutMs`, or
+   * `info.timeoutMs` when that is shorter.
    */
   async send(body: EncodedBody, signal: AbortSignal, info: AttemptInfo): Promise<SendResult> {
     const started = performance.now()
@@ -143,9 +268,13 @@ export class Transport {
     if (channels.requestStart.hasSubscribers) channels.requestStart.publish(message)
 
     const deadline = new AbortController()
+    const budgeted = info.timeoutMs !== undefined && info.timeoutMs < this.#timeoutMs
+    const timeoutMs = budgeted ? info.timeoutMs! : this.#timeoutMs
     const timer = setTimeout(() => {
-      deadline.abort(new LokiTimeoutError(`no complete answer within requestTimeoutMs (${this.#timeoutMs} ms)`))
-    }, this.#timeoutMs)
+      deadline.abort(new LokiTimeoutError(budgeted
+        ? `no complete answer within the ${timeoutMs} ms the retry budget (retry.budgetMs) had left`
+        : `no complete answer within requestTimeoutMs (${timeoutMs} ms)`))
+    }, timeoutMs)
     const onAbort = () => deadline.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
 
@@ -153,16 +282,20 @@ export class Transport {
     if (body.contentEncoding !== undefined) headers['content-encoding'] = body.contentEncoding
 
     let result: SendResult
-    let res: Dispatcher.ResponseData | undefined
+    let bodyAbandoned = false
     try {
       if (signal.aborted) throw signal.reason
-      res = await this.#pool.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      const res = await this.#pool.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      // From here the status decides: after a 2xx Loki has stored the push, whatever the body
+      // does next, and resending it would only spend quota on duplicates.
       const failed = res.statusCode < 200 || res.statusCode >= 300 || res.statusCode === 260
-      const text = await drain(res.body, failed ? ERROR_BODY_KEEP : 0)
-      result = classifyStatus(res.statusCode, text, res.headers)
+      const drained = await drain(res.body, failed ? ERROR_BODY_KEEP : 0)
+      if (!drained.complete) {
+        bodyAbandoned = true
+        this.#abandonedBodies++
+      }
+      result = classifyStatus(res.statusCode, drained.text, res.headers)
     } catch (err) {
-      // Whatever failed, the body must not be left holding the socket.
-      if (res !== undefined && !res.body.destroyed) res.body.destroy()
       result = classifyError(err, signal, deadline.signal)
     } finally {
       clearTimeout(timer)
@@ -172,7 +305,7 @@ export class Transport {
     const durationMs = performance.now() - started
     if (result.kind === 'success' || 'status' in result && result.status !== undefined) {
       if (channels.requestEnd.hasSubscribers) {
-        channels.requestEnd.publish({ ...message, status: (result as { status: number }).status, durationMs })
+        channels.requestEnd.publish({ ...message, status: (result as { status: number }).status, durationMs, bodyAbandoned })
       }
     } else if (channels.requestError.hasSubscribers) {
       channels.requestError.publish({ ...message, error: (result as { error: Error }).error, durationMs })
@@ -180,13 +313,24 @@ export class Transport {
     return result
   }
 
-  /** Waits for requests in flight, then closes every socket. */
+  /**
+   * Waits for requests in flight, then closes every socket. Resolves once none is left, a
+   * connect still in flight included.
+   */
   async close(): Promise<void> {
-    if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+    try {
+      if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+    } finally {
+      await destroySockets(this.#sockets)
+    }
   }
 
-  /** Closes every socket now, failing whatever is in flight. */
+  /** Closes every socket now, failing whatever is in flight; resolves once none is left. */
   async destroy(): Promise<void> {
-    if (!this.#pool.destroyed) await this.#pool.destroy()
+    try {
+      if (!this.#pool.destroyed) await this.#pool.destroy()
+    } finally {
+      await destroySockets(this.#sockets)
+    }
   }
 }

@@ -1,6 +1,7 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { describe, expect, it, vi } from 'vitest'
 import { LokiClient, LokiHttpError } from '../src/index.js'
-import type { FailedEvent } from '../src/index.js'
+import type { FailedEvent, RequestEndMessage } from '../src/index.js'
 import { Transport } from '../src/transport.js'
 import type { DropEvent } from '../src/index.js'
 import { assertExactlyOnce, assertIdentity, FAST, seqLines, useLoki } from './helpers.js'
@@ -99,12 +100,12 @@ describe('retries', () => {
     expect(cl.stats().failedRequests.status429).toBe(1)
   })
 
-  it('retries 500, 503, resets and connection closes, then delivers every line exactly once', async () => {
+  it('retries 500, 503 and resets, then delivers every line exactly once', async () => {
     loki.srv.queueFaults(
       { type: 'status', status: 500, body: 'boom' },
       { type: 'reset' },
       { type: 'status', status: 503 },
-      { type: 'closeAfterHeaders' },
+      { type: 'reset' },
     )
     const cl = newClient({ concurrency: 1, breaker: false, batch: { maxEntries: 100, maxWaitMs: 5 } })
     const lines = seqLines(1000)
@@ -194,6 +195,53 @@ describe('retries', () => {
     expect(loki.srv.requests).toHaveLength(3)
     expect(drops).toEqual(['retries_exhausted:1:503'])
     assertIdentity(cl)
+  })
+})
+
+describe('after a 2xx status the push is stored, whatever the body does next', () => {
+  function onRequestEnd(): { ends: RequestEndMessage[]; stop: () => void } {
+    const ends: RequestEndMessage[] = []
+    const fn = (m: unknown) => ends.push(m as RequestEndMessage)
+    diagnosticsChannel.subscribe('lokiwire:request:end', fn)
+    return { ends, stop: () => diagnosticsChannel.unsubscribe('lokiwire:request:end', fn) }
+  }
+
+  it('a 200 whose body trickles counts as sent at once and is never resent', async () => {
+    // 1000 bytes, one every 50 ms: 50 s of body, far beyond the flush deadline below.
+    loki.srv.setFault({ type: 'slowBody', chunkBytes: 1, chunks: 1000, intervalMs: 50 })
+    const { ends, stop } = onRequestEnd()
+    try {
+      const cl = newClient({ requestTimeoutMs: 120_000, concurrency: 1 })
+      const lines = seqLines(50)
+      for (const line of lines) cl.push({ line })
+      const r = await cl.flush({ timeoutMs: 15_000 })
+      expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
+      assertExactlyOnce(loki.srv.entries, lines)
+      expect(loki.srv.requests).toHaveLength(1)
+      const s = cl.stats()
+      expect(s).toMatchObject({ retries: 0, sent: { entries: 50, batches: 1 }, failedRequests: { total: 0 } })
+      expect(ends.map((e) => [e.status, e.bodyAbandoned])).toEqual([[200, true]])
+      assertIdentity(cl)
+    } finally {
+      stop()
+    }
+  })
+
+  it('a 200 whose connection dies mid-body counts as sent and is never resent', async () => {
+    loki.srv.queueFaults({ type: 'closeAfterHeaders' })
+    const { ends, stop } = onRequestEnd()
+    try {
+      const cl = newClient({ concurrency: 1 })
+      cl.push({ line: 'once' })
+      const r = await cl.flush({ timeoutMs: 10_000 })
+      expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
+      // The receiver books this fault as storing nothing; the client must take Loki's 200 at its word.
+      expect(loki.srv.requests).toHaveLength(1)
+      expect(cl.stats()).toMatchObject({ retries: 0, sent: { entries: 1 }, failedRequests: { total: 0 } })
+      expect(ends.map((e) => [e.status, e.bodyAbandoned])).toEqual([[200, true]])
+    } finally {
+      stop()
+    }
   })
 })
 

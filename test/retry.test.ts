@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { backoffDelay, decideRetry, parseRetryAfter } from '../src/retry.js'
+import { attemptTimeout, backoffDelay, decideRetry, parseRetryAfter } from '../src/retry.js'
 
 const policy = { maxAttempts: 5, minDelayMs: 100, maxDelayMs: 1000, budgetMs: 10_000, maxRetryAfterMs: 5000 }
 
@@ -29,5 +29,14 @@ describe('retry policy', () => {
     expect(decideRetry(policy, 1, 9_950, undefined, () => 0.999)).toEqual({ retry: false, reason: 'budget' })
     expect(decideRetry(policy, 1, 0, 60_000)).toEqual({ retry: true, delayMs: 5000 })
     expect(decideRetry(policy, 2, 0, undefined, () => 0.5)).toEqual({ retry: true, delayMs: 100 })
+  })
+
+  it('gives each attempt min(requestTimeoutMs, what the budget has left)', () => {
+    expect(attemptTimeout(policy, 2000, 0)).toBe(2000)
+    expect(attemptTimeout(policy, 2000, 8000)).toBe(2000)
+    expect(attemptTimeout(policy, 2000, 8500)).toBe(1500)
+    expect(attemptTimeout(policy, 60_000, 9_999.5)).toBe(1)
+    // A budget overspent (the clock went backwards, or a bug) still yields a valid timer.
+    expect(attemptTimeout(policy, 2000, 12_000)).toBe(1)
   })
 })

@@ -67,7 +67,10 @@ export type Fault =
   | { type: 'slowBody'; chunkBytes: number; chunks: number; intervalMs: number; status?: number }
   /** Resets the connection once the request is read, before any response byte. Stores nothing. */
   | { type: 'reset' }
-  /** Sends a 200 status line and headers promising 1000 bytes, then destroys the socket. Stores nothing. */
+  /**
+   * Stores the entries, sends a 200 status line and headers promising 1000 bytes, then destroys
+   * the socket: Loki took the push, and the answer broke off after its status.
+   */
   | { type: 'closeAfterHeaders' }
 
 export interface LokiTestServerEvents {
@@ -152,7 +155,7 @@ function flatten(decoded: DecodedPushRequest, tenant: string | undefined): Recei
 
 /** Whether answering as this fault stores what was pushed. */
 function stores(fault: Fault): boolean {
-  return fault.type === 'accept' || fault.type === 'largeBody' || fault.type === 'slowBody' || fault.type === 'partial'
+  return fault.type === 'accept' || fault.type === 'largeBody' || fault.type === 'slowBody' || fault.type === 'partial' || fault.type === 'closeAfterHeaders'
 }
 
 interface Exchange {

@@ -1,0 +1,377 @@
+/*
+ * The HTTP layer on its own, against real node:http servers on 127.0.0.1: every path of
+ * Transport.send() from a status or an error to its SendResult, and what each leaves of the socket.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { Socket } from 'node:net'
+import { join } from 'node:path'
+import { Pool } from 'undici'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ErrorCodes, LokiClient, LokiHttpError, LokiNetworkError } from '../src/index.js'
+import type { DropEvent, FailedEvent } from '../src/index.js'
+import { resolveOptions, type LokiClientOptions } from '../src/options.js'
+import { DRAIN_LIMIT, trackingConnector, Transport, type SendResult } from '../src/transport.js'
+import { FAST, waitUntil } from './helpers.js'
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void
+
+interface RawServer {
+  url: string
+  /** Connections accepted so far, and those still open. */
+  accepted: number
+  open: Set<Socket>
+  /** The socket each request arrived on, in order. */
+  sockets: Socket[]
+}
+
+let cleanup: Array<() => Promise<unknown>> = []
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c()
+  cleanup = []
+})
+
+/** A plain HTTP server whose every request is answered by `handler` once its body has arrived. */
+async function rawServer(handler: Handler): Promise<RawServer> {
+  const state: RawServer = { url: '', accepted: 0, open: new Set(), sockets: [] }
+  const server: Server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      state.sockets.push(req.socket)
+      handler(req, res)
+    })
+  })
+  server.on('connection', (socket: Socket) => {
+    state.accepted++
+    state.open.add(socket)
+    socket.on('close', () => state.open.delete(socket))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  cleanup.push(() => new Promise((r) => {
+    server.closeAllConnections()
+    server.close(r)
+  }))
+  return state
+}
+
+function transport(url: string, extra: Partial<LokiClientOptions> = {}): Transport {
+  const t = new Transport(resolveOptions({ url, labels: { app: 'transport' }, ...extra }))
+  cleanup.push(() => t.destroy())
+  return t
+}
+
+const BODY = { body: Buffer.from('{"streams":[]}'), contentType: 'application/json', contentEncoding: undefined }
+let batchId = 0
+
+function send(t: Transport, signal: AbortSignal = new AbortController().signal): Promise<SendResult> {
+  return t.send(BODY, signal, { batchId: ++batchId, attempt: 1, entries: 1 })
+}
+
+/** Fails the test with `what` if `p` has not settled within `ms` (a cap far above any honest run). */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const cap = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, cap])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+describe('after a 2xx status the push is stored, whatever the body does next', () => {
+  it('a 200 whose body breaks off is a success, counted, and its socket is gone', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1000 })
+      res.write('x'.repeat(10), () => res.socket!.destroy())
+    })
+    const t = transport(srv.url)
+    const r = await send(t)
+    expect(r).toEqual({ kind: 'success', status: 200 })
+    expect(t.abandonedBodies).toBe(1)
+    expect(srv.sockets).toHaveLength(1)
+  })
+
+  it('a 200 whose body trickles is cut after the drain time limit, not held until requestTimeoutMs', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1000 })
+      res.write('x') // and nothing more, ever
+    })
+    const t = transport(srv.url, { requestTimeoutMs: 600_000 })
+    const r = await within(send(t), 15_000, 'the attempt')
+    expect(r).toEqual({ kind: 'success', status: 200 })
+    expect(t.abandonedBodies).toBe(1)
+    // The client destroyed the socket: the server sees it close.
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
+    expect(srv.sockets).toHaveLength(1)
+  })
+
+  it(`a 2xx body over DRAIN_LIMIT (${DRAIN_LIMIT} bytes) is not read to its end: success, its socket destroyed`, async () => {
+    const big = Buffer.alloc(DRAIN_LIMIT + 1024 * 1024, 0x78)
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': big.length })
+      res.end(big)
+    })
+    const t = transport(srv.url, { requestTimeoutMs: 600_000, concurrency: 1 })
+    expect(await within(send(t), 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
+    expect(t.abandonedBodies).toBe(1)
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
+    // The next attempt goes out on another connection.
+    expect(await within(send(t), 15_000, 'the second attempt')).toEqual({ kind: 'success', status: 200 })
+    expect(srv.sockets).toHaveLength(2)
+    expect(srv.sockets[1]).not.toBe(srv.sockets[0])
+  })
+
+  it('a 260 whose body breaks off is still blocked, not retried', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(260, { 'content-length': 1000 })
+      res.write('blocked by policy', () => res.socket!.destroy())
+    })
+    const t = transport(srv.url)
+    const r = await send(t)
+    expect(r.kind).toBe('blocked')
+    expect(t.abandonedBodies).toBe(1)
+  })
+
+  it('a complete body is not counted and its socket is kept for the next attempt', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 5 })
+      res.end('hello')
+    })
+    const t = transport(srv.url, { concurrency: 1 })
+    for (let i = 0; i < 3; i++) expect(await send(t)).toEqual({ kind: 'success', status: 200 })
+    expect(t.abandonedBodies).toBe(0)
+    expect(srv.accepted).toBe(1)
+    expect(t.connections).toBe(1)
+  })
+})
+
+const tlsDir = join(import.meta.dirname, 'fixtures', 'tls')
+const pem = (name: string) => readFileSync(join(tlsDir, name))
+
+/** An https server answering 204 with the given certificate, counting the requests that got through. */
+async function httpsServer(cert: Buffer, key: Buffer): Promise<{ url: string; requests: () => number }> {
+  let requests = 0
+  const server = createHttpsServer({ cert, key }, (req, res) => {
+    req.resume()
+    req.on('end', () => {
+      requests++
+      res.writeHead(204)
+      res.end()
+    })
+  })
+  // A refused handshake is the point of these tests, not a server problem.
+  server.on('tlsClientError', () => {})
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  cleanup.push(() => new Promise((r) => {
+    server.closeAllConnections()
+    server.close(r)
+  }))
+  return { url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, requests: () => requests }
+}
+
+describe('connection failures: TLS configuration errors are final, DNS and the rest are retried, each with its code', () => {
+  const cases: Array<{ name: string; cause: string; server: () => Promise<{ url: string; requests: () => number }>; tls?: LokiClientOptions['tls'] }> = [
+    { name: 'a self-signed certificate', cause: 'DEPTH_ZERO_SELF_SIGNED_CERT', server: () => httpsServer(pem('cert.pem'), pem('key.pem')) },
+    { name: 'a certificate from an untrusted CA', cause: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', server: () => httpsServer(pem('leaf.pem'), pem('leaf-key.pem')) },
+    { name: 'an expired certificate', cause: 'CERT_HAS_EXPIRED', server: () => httpsServer(pem('expired.pem'), pem('leaf-key.pem')), tls: { ca: pem('ca.pem') } },
+    {
+      name: 'a certificate for another host name',
+      cause: 'ERR_TLS_CERT_ALTNAME_INVALID',
+      server: () => httpsServer(pem('leaf.pem'), pem('leaf-key.pem')),
+      tls: { ca: pem('ca.pem'), servername: 'loki.example.com' },
+    },
+    {
+      name: 'an https URL on a plain HTTP port',
+      cause: 'ERR_SSL_WRONG_VERSION_NUMBER',
+      server: async () => {
+        const srv = await rawServer((_req, res) => res.end())
+        return { url: srv.url.replace('http:', 'https:'), requests: () => srv.sockets.length }
+      },
+    },
+  ]
+  for (const c of cases) {
+    it(`${c.name}: LOKI_TLS, not retried (${c.cause})`, async () => {
+      const srv = await c.server()
+      const t = transport(srv.url, c.tls ? { tls: c.tls } : {})
+      const r = await send(t)
+      expect(r.kind).toBe('failure')
+      if (r.kind !== 'failure') return
+      expect(r.error).toBeInstanceOf(LokiNetworkError)
+      expect(r.error.code).toBe(ErrorCodes.TLS)
+      expect((r.error.cause as { code?: string }).code).toBe(c.cause)
+      expect(r.error.message).toMatch(/^TLS handshake with Loki failed: /)
+      expect(r.error.message.split(c.cause)).toHaveLength(2) // named once
+      expect(srv.requests()).toBe(0)
+    })
+  }
+
+  it('a TLS configuration error drops the batch after one attempt instead of retrying it like an outage', async () => {
+    const srv = await httpsServer(pem('cert.pem'), pem('key.pem'))
+    const cl = new LokiClient({ url: srv.url, labels: { app: 'tls' }, ...FAST, retry: { ...FAST.retry, maxAttempts: 10 } })
+    cleanup.push(() => cl.destroy())
+    const failed: FailedEvent[] = []
+    const drops: DropEvent[] = []
+    cl.on('failed', (e) => failed.push(e))
+    cl.on('drop', (e) => drops.push(e))
+    cl.push({ line: 'to a misconfigured Loki' })
+    const r = await cl.flush({ timeoutMs: 10_000 })
+    expect(r).toMatchObject({ ok: true, droppedEntries: 1 })
+    expect(failed.map((f) => [f.attempt, f.error.code, f.willRetry])).toEqual([[1, 'LOKI_TLS', false]])
+    expect(drops.map((d) => [d.reason, d.error?.code])).toEqual([['rejected', 'LOKI_TLS']])
+    expect(cl.stats()).toMatchObject({ retries: 0, breaker: 'closed' })
+  })
+
+  it('a host name that does not resolve: LOKI_DNS, retried', async () => {
+    // RFC 6761: .invalid never resolves, and resolvers answer so without asking the network.
+    const t = transport('http://loki.invalid:3100')
+    const r = await within(send(t), 15_000, 'the attempt')
+    expect(r.kind).toBe('retryable')
+    if (r.kind !== 'retryable') return
+    expect(r.error).toBeInstanceOf(LokiNetworkError)
+    expect(r.error.code).toBe(ErrorCodes.DNS)
+    expect(r.error.message).toMatch(/^could not resolve Loki's host: /)
+    expect(r.error.message.split('ENOTFOUND')).toHaveLength(2)
+  })
+
+  it('a refused connection: LOKI_NETWORK, retried, the code named once in the message', async () => {
+    // A port that was just free: listen, note it, close.
+    const probe = await rawServer((_req, res) => res.end())
+    const url = probe.url
+    await cleanup.pop()!()
+    const t = transport(url)
+    const r = await send(t)
+    expect(r.kind).toBe('retryable')
+    if (r.kind !== 'retryable') return
+    expect(r.error.code).toBe(ErrorCodes.NETWORK)
+    expect(r.error.message).toMatch(/^request failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/)
+  })
+})
+
+describe('every other path of an attempt', () => {
+  it('a signal aborted before the attempt: aborted, nothing sent', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    const ac = new AbortController()
+    ac.abort(new Error('destroyed before the attempt'))
+    const r = await send(t, ac.signal)
+    expect(r.kind).toBe('aborted')
+    expect(r.kind === 'aborted' && r.error.code).toBe(ErrorCodes.ABORTED)
+    expect(srv.sockets).toHaveLength(0)
+  })
+
+  it('a signal aborted while waiting for the status: aborted, and the socket is destroyed', async () => {
+    const srv = await rawServer(() => {}) // never answers
+    const t = transport(srv.url)
+    const ac = new AbortController()
+    const pending = send(t, ac.signal)
+    await waitUntil(() => srv.sockets.length === 1, 'the request to arrive')
+    ac.abort(new Error('destroy()'))
+    const r = await pending
+    expect(r.kind).toBe('aborted')
+    expect(r.kind === 'aborted' && (r.error.cause as Error).message).toBe('destroy()')
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
+  })
+
+  it('a signal aborted while a 2xx body is arriving: still a success, the body abandoned', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1000 })
+      res.write('x')
+    })
+    const t = transport(srv.url)
+    const ac = new AbortController()
+    // undici publishes this once the status and headers are parsed, before the body is read.
+    const onHeaders = () => queueMicrotask(() => ac.abort(new Error('destroy()')))
+    diagnosticsChannel.subscribe('undici:request:headers', onHeaders)
+    try {
+      expect(await send(t, ac.signal)).toEqual({ kind: 'success', status: 200 })
+    } finally {
+      diagnosticsChannel.unsubscribe('undici:request:headers', onHeaders)
+    }
+    expect(t.abandonedBodies).toBe(1)
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
+  })
+
+  it('a 500 whose body breaks off: the status decides (retryable 500), with what arrived of the body', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(500, { 'content-length': 1000 })
+      res.write('ingester unavailable', () => res.socket!.destroy())
+    })
+    const t = transport(srv.url)
+    const r = await send(t)
+    expect(r).toMatchObject({ kind: 'retryable', status: 500, retryAfterMs: undefined })
+    expect(r.kind === 'retryable' && (r.error as LokiHttpError).body).toBe('ingester unavailable')
+    expect(t.abandonedBodies).toBe(1)
+  })
+
+  it('408 and 429 are retryable with Retry-After; 413 is too_large; other 4xx are final', async () => {
+    const answers: Array<[number, Record<string, string>]> = [[408, {}], [429, { 'retry-after': '2' }], [413, {}], [422, {}]]
+    const srv = await rawServer((_req, res) => {
+      const [status, headers] = answers.shift()!
+      res.writeHead(status, headers)
+      res.end('no')
+    })
+    const t = transport(srv.url, { concurrency: 1 })
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 408, retryAfterMs: undefined })
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 429, retryAfterMs: 2000 })
+    expect(await send(t)).toMatchObject({ kind: 'too_large', status: 413 })
+    expect(await send(t)).toMatchObject({ kind: 'failure', status: 422 })
+    expect(t.abandonedBodies).toBe(0)
+    expect(srv.accepted).toBe(1) // every error body drained: one socket served all four
+  })
+
+  it('a header value undici refuses is final: a retry cannot fix it', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    // The options validator refuses such a value; bypass it to reach the transport's own guard.
+    const t = new Transport({ ...resolveOptions({ url: srv.url, labels: { app: 'transport' } }), headers: { 'x-bad': 'a\r\nb' } })
+    cleanup.push(() => t.destroy())
+    const r = await send(t)
+    expect(r.kind).toBe('failure')
+    expect(r.kind === 'failure' && r.error.code).toBe(ErrorCodes.NETWORK)
+    expect(r.kind === 'failure' && r.error.message).toMatch(/^request rejected by the HTTP client: /)
+    expect(srv.sockets).toHaveLength(0)
+  })
+
+  it('a rejection that is not an Error and has no code is retryable, its text kept', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    // Nothing in undici rejects like this today; the transport must still not throw if it does.
+    const spy = vi.spyOn(Pool.prototype, 'request').mockImplementationOnce(() => Promise.reject('odd failure') as never)
+    try {
+      const r = await send(t)
+      expect(r).toMatchObject({ kind: 'retryable', status: undefined })
+      expect(r.kind === 'retryable' && r.error.message).toBe('request failed: odd failure')
+    } finally {
+      spy.mockRestore()
+    }
+  })
+
+  it('close() waits for the socket to close; close() and destroy() again are no-ops', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    expect(await send(t)).toEqual({ kind: 'success', status: 200 })
+    expect(t.connections).toBe(1)
+    await t.close()
+    expect(t.connections).toBe(0)
+    await waitUntil(() => srv.open.size === 0, 'the server to see the socket close')
+    await t.close()
+    await t.destroy()
+    await t.destroy()
+    await t.close()
+  })
+
+  it('the connector wrapper passes through a connector that returns no socket, tracking nothing', () => {
+    const sockets = new Set<Socket>()
+    const calls: string[] = []
+    const base = ((o: { hostname: string }) => {
+      calls.push(o.hostname)
+    }) as unknown as Parameters<typeof trackingConnector>[0]
+    trackingConnector(base, sockets)({ hostname: 'h', protocol: 'http:', port: '1' }, () => {})
+    expect(calls).toEqual(['h'])
+    expect(sockets.size).toBe(0)
+  })
+})
