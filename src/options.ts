@@ -110,7 +110,11 @@ export interface LokiClientOptions {
   maxLineBytes?: number
   /** Lines over `maxLineBytes`: cut at a character boundary, or drop. @default 'truncate' */
   oversizeLines?: 'truncate' | 'drop'
-  /** Entry labels Loki would reject: rewrite the name (`my-label` -> `my_label`), or drop the entry. @default 'sanitize' */
+  /**
+   * Entry labels, and structured metadata names, Loki would reject: rewrite the name
+   * (`my-label` -> `my_label`, counted in `stats().metadata.renamed` for metadata), or drop the
+   * entry (`invalid_labels`). @default 'sanitize'
+   */
   invalidLabels?: InvalidLabelsPolicy
   /** Deadline of `close()` when none is passed, and of the flush on natural process exit. @default 5000 */
   closeTimeoutMs?: number
