@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
-import { assertIdentity, FAST, useLoki, waitUntil } from './helpers.js'
+import { assertIdentity, extraResources, FAST, resources, useLoki, waitUntil } from './helpers.js'
 
 // Node's convention for a library: a process warning with a stable code, when nobody listens.
 const ctx = useLoki()
@@ -24,8 +24,11 @@ it('drops with no \'drop\' listener become one LOKIWIRE_DROPPED warning per inte
   expect(warnings[0]!.message).toBe(
     'lokiwire dropped 3 log entries (invalid_entry: 3) and the client has no \'drop\' listener; last error: Invalid entry field "line": expected a string, got 2',
   )
+  const before = resources()
   client.push({ line: 'ok', timestamp: -1 })
   client.push({ line: 'ok', labels: { app: '' } })
+  // The next warning waits for the interval on a timer that must not keep the process alive.
+  expect(extraResources(before, resources())).toEqual([])
   await new Promise((r) => setTimeout(r, 50))
   // The second drop left the entry with no labels: that has its own warning. The drops
   // themselves, within the interval, are summed into the next one.
