@@ -3,23 +3,25 @@ import { Batcher, type CutBatch, type StreamBuffer } from './batcher.js'
 import { Breaker, type BreakerState } from './breaker.js'
 import { Delivery } from './delivery.js'
 import { encodeBodySync } from './encode/index.js'
-import { LokiAbortError, LokiError, ErrorCodes } from './errors.js'
+import { LokiAbortError, LokiEntryError, LokiError, ErrorCodes } from './errors.js'
 import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
 import { registerExitFlush, unregisterExitFlush } from './exit.js'
-import { resolveLabels, truncateUtf8, type ResolvedStream } from './labels.js'
+import { isLabelName, isRefusal, labelNameProblem, NO_LABELS, resolveLabels, sanitizeLabelName, truncateUtf8, type Refusal, type ResolvedStream } from './labels.js'
+import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
 import { BatchQueue, createBatch, type Batch } from './queue.js'
 import { readTimestamp, type TimestampParts } from './timestamp.js'
 import { Spool } from './spool.js'
 import { Transport } from './transport.js'
+import { DropWarnings, warnNoLabels } from './warnings.js'
 import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
 
 /** Buffer-limit cost of an entry beyond its line and metadata: timestamp and framing. */
 export const ENTRY_OVERHEAD_BYTES = 24
-/** Distinct label sets remembered for fast lookup before the cache is reset. */
-const LABEL_CACHE_SIZE = 10_000
-/** Loki's per-entry structured metadata limit. */
-const MAX_METADATA_PAIRS = 128
+/** Valid structured metadata names remembered before that cache is reset. */
+const METADATA_NAME_CACHE_SIZE = 1000
+/** Nodes of the label-set cache (one per distinct label prefix) kept before it is reset. */
+const LABEL_CACHE_NODES = 20_000
 /** setTimeout's largest delay: "no deadline", while still holding the process open. */
 const NO_DEADLINE_MS = 2_147_483_647
 /** The idle replay reads a record from disk at most this often, however short the timeouts. */
@@ -33,13 +35,20 @@ export interface FlushOptions {
 }
 
 export interface FlushResult {
-  /** True when every entry pushed before the call was delivered or dropped before the deadline. */
+  /**
+   * True only when every entry push() accepted before the call was delivered: Loki answered 2xx
+   * (not 260) for it before the deadline. False when any of them timed out, was dropped or went
+   * to the spool instead.
+   */
   ok: boolean
+  /** The deadline passed with entries from before the call still pending. */
   timedOut: boolean
-  /** Entries still buffered or in flight when the call returned. */
+  /** Entries still buffered or in flight when the call returned (entries pushed meanwhile included). */
   pendingEntries: number
-  /** Entries dropped (any reason) while the call ran. */
+  /** Entries dropped (any reason) while the call ran, entries pushed meanwhile included. */
   droppedEntries: number
+  /** Entries written to the spool while the call ran, to be replayed later. */
+  spooledEntries: number
 }
 
 export interface CloseOptions {
@@ -55,6 +64,13 @@ export interface LokiClientStats {
   dropped: { total: number } & Record<DropReason, number>
   /** Lines cut to `maxLineBytes` (they were still sent). */
   truncated: number
+  /**
+   * Structured metadata pairs (the entries were still sent): `renamed` to a valid name under
+   * `invalidLabels: 'sanitize'` (`trace-id` -> `trace_id`); `cut`: left out, beyond Loki's 128
+   * per entry, with a name nothing valid remains of (empty), or overwritten by a later pair
+   * that ended up with the same name.
+   */
+  metadata: { renamed: number; cut: number }
   /** Retries scheduled. */
   retries: number
   /** Failed HTTP attempts by class. */
@@ -77,6 +93,38 @@ export interface LokiClientStats {
   state: 'open' | 'closing' | 'closed' | 'destroyed'
 }
 
+/**
+ * The label-set cache is a trie: one level per label, keyed by name and then by value. A string
+ * key joined with separators would let a value that contains them pass for another label set;
+ * Map keys cannot collide, and the walk builds no string on the hot path.
+ */
+interface LabelNode {
+  next: Map<string, Map<unknown, LabelNode>> | undefined
+  /** Undefined until a label set ends here. */
+  resolved: ResolvedStream | Refusal | undefined
+}
+
+function newLabelNode(): LabelNode {
+  return { next: undefined, resolved: undefined }
+}
+
+const NO_LABELS_REFUSAL: Refusal = { field: 'labels', message: NO_LABELS }
+
+/** A value as an error message shows it: short, and never a whole object. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)
+  if (typeof v === 'bigint') return `${v}n`
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return String(v)
+  if (v instanceof Date) return Number.isNaN(v.getTime()) ? 'an invalid Date' : `a Date (${v.toISOString()})`
+  return Array.isArray(v) ? 'an array' : `a ${typeof v}`
+}
+
+/** Index of the pair named `name` in [name, value, ...], or -1. */
+function pairIndex(pairs: readonly string[], name: string): number {
+  for (let i = 0; i < pairs.length; i += 2) if (pairs[i] === name) return i
+  return -1
+}
+
 function emptyDrops(): { total: number } & Record<DropReason, number> {
   const out = { total: 0 } as { total: number } & Record<DropReason, number>
   for (const r of DROP_REASONS) out[r] = 0
@@ -97,7 +145,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #transport: Transport
   readonly #defaultStream: StreamBuffer | undefined
   readonly #spool: Spool | undefined
-  readonly #labelCache = new Map<string, ResolvedStream | null>()
+  readonly #warnings = new DropWarnings()
+  #warnedNoLabels = false
+  #labelCache: LabelNode = newLabelNode()
+  #labelCacheNodes = 0
+  /** Metadata names known to be valid: a Set lookup is a fraction of the pattern's cost per push. */
+  readonly #metadataNames = new Set<string>()
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
   #state: LokiClientStats['state'] = 'open'
   #closing: Promise<FlushResult> | undefined
@@ -109,6 +162,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #sentBytes = 0
   #sentBatches = 0
   #truncated = 0
+  #metadataCut = 0
+  #metadataRenamed = 0
   #retries = 0
   #listenerErrors = 0
   #spoolWritten = 0
@@ -163,8 +218,9 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       this.#queue.enqueue(createBatch(cut.data, cut.entries, cut.bytes))
     })
     const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
-    this.#defaultStream = defaults === undefined ? undefined : this.#batcher.stream(defaults, true)
-    if (opts.flushOnExit || this.#spool !== undefined) registerExitFlush(this)
+    this.#defaultStream = defaults === undefined || isRefusal(defaults) ? undefined : this.#batcher.stream(defaults, true)
+    // Always: besides flushOnExit and the spool, the 'exit' hook reports what the exit loses.
+    registerExitFlush(this)
     this.#pump()
     if (this.#spool?.pending) this.#armReplay()
   }
@@ -185,13 +241,14 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   #pushOne(e: LogEntry | undefined): boolean {
     this.#pushed++
     if (this.#state !== 'open') return this.#refuse('closed')
-    if (e === null || typeof e !== 'object' || typeof e.line !== 'string') return this.#refuse('invalid_entry')
+    if (e === null || typeof e !== 'object') return this.#refuse('invalid_entry', 'entry', `expected an object with a string line, got ${show(e)}`)
+    if (typeof e.line !== 'string') return this.#refuse('invalid_entry', 'line', `expected a string, got ${show(e.line)}`)
     const opts = this.#opts
 
     let line = e.line
     let lineBytes = Buffer.byteLength(line)
     if (lineBytes > opts.maxLineBytes) {
-      if (opts.oversizeLines === 'drop') return this.#refuse('line_too_long')
+      if (opts.oversizeLines === 'drop') return this.#refuse('line_too_long', 'line', `${lineBytes} bytes, over maxLineBytes (${opts.maxLineBytes})`)
       line = truncateUtf8(line, opts.maxLineBytes)
       lineBytes = Buffer.byteLength(line)
       this.#truncated++
@@ -203,18 +260,34 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       ts.ns = 0
       ts.precise = false
     } else if (!readTimestamp(e.timestamp, ts)) {
-      return this.#refuse('invalid_entry')
+      return this.#refuse('invalid_entry', 'timestamp', `expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got ${show(e.timestamp)}`)
     }
 
     let meta: string[] | undefined
     let metaBytes = 0
     if (e.metadata !== undefined && e.metadata !== null) {
-      meta = this.#metadata(e.metadata)
+      if (typeof e.metadata !== 'object' || Array.isArray(e.metadata)) {
+        return this.#refuse('invalid_entry', 'metadata', `expected an object of name/value pairs, got ${show(e.metadata)}`)
+      }
+      const m = this.#metadata(e.metadata)
+      if (m !== undefined && isRefusal(m)) return this.#refuse('invalid_labels', m.field, m.message)
+      meta = m
       if (meta !== undefined) for (let i = 0; i < meta.length; i++) metaBytes += Buffer.byteLength(meta[i]!)
     }
 
-    const stream = e.labels === undefined || e.labels === null ? this.#defaultStream : this.#streamFor(e.labels)
-    if (stream === undefined) return this.#refuse('invalid_labels')
+    const labels = e.labels
+    let stream: StreamBuffer | Refusal
+    if (labels === undefined || labels === null) stream = this.#defaultStream ?? NO_LABELS_REFUSAL
+    else if (typeof labels !== 'object' || Array.isArray(labels)) return this.#refuse('invalid_labels', 'labels', `expected an object of name/value pairs, got ${show(labels)}`)
+    else stream = this.#streamFor(labels)
+    if (isRefusal(stream)) {
+      if (stream.message === NO_LABELS && !this.#warnedNoLabels) {
+        // A configuration that drops every line: say so even to a client with a 'drop' listener.
+        this.#warnedNoLabels = true
+        warnNoLabels()
+      }
+      return this.#refuse('invalid_labels', stream.field, stream.message)
+    }
 
     const cost = lineBytes + metaBytes + ENTRY_OVERHEAD_BYTES
     if (this.#batcher.bytes + this.#queue.bytes + cost > opts.maxBufferBytes && !this.#makeRoom(cost)) {
@@ -224,28 +297,87 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     return true
   }
 
-  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined {
+  /**
+   * The entry's metadata as [name, value, ...], undefined when it has none, or the error that
+   * refuses the entry. Names are held to the label-name rule under the `invalidLabels` policy.
+   */
+  #metadata(input: Readonly<Record<string, unknown>>): string[] | undefined | Refusal {
     const out: string[] = []
-    for (const name of Object.keys(input)) {
-      const value = input[name]
-      if (value === undefined || value === null || name === '') continue
-      if (out.length >= MAX_METADATA_PAIRS * 2) break
-      out.push(name, typeof value === 'string' ? value : String(value))
+    // Once a name was rewritten, two pairs can share one: the later one wins, as with labels.
+    let renamed = false
+    for (const rawName of Object.keys(input)) {
+      const value = metadataValue(input[rawName])
+      if (value === undefined) continue
+      let name: string | undefined = rawName
+      if (!this.#metadataNames.has(rawName) && !this.#rememberMetadataName(rawName)) {
+        if (this.#opts.invalidLabels === 'drop') {
+          return { field: `metadata.${rawName}`, message: labelNameProblem(rawName, 'structured metadata') ?? `structured metadata name "${rawName}" is not valid` }
+        }
+        name = sanitizeLabelName(rawName)
+        if (name === undefined) {
+          this.#metadataCut++
+          continue
+        }
+        this.#metadataRenamed++
+        renamed = true
+      }
+      if (renamed) {
+        const at = pairIndex(out, name)
+        if (at >= 0) {
+          out[at + 1] = value
+          this.#metadataCut++
+          continue
+        }
+      }
+      if (out.length >= MAX_METADATA_PAIRS * 2) {
+        // Loki answers 400 to an entry over its limit: send the first 128 and count the rest.
+        this.#metadataCut++
+        continue
+      }
+      out.push(name, value)
     }
     return out.length > 0 ? out : undefined
   }
 
-  #streamFor(labels: Readonly<Record<string, unknown>>): StreamBuffer | undefined {
-    // Key in insertion order: cheaper than sorting, and the same call site repeats its order.
-    let key = ''
-    for (const name in labels) key += `${name}\u0000${labels[name] as string}\u0001`
-    let resolved = this.#labelCache.get(key)
-    if (resolved === undefined) {
-      if (this.#labelCache.size >= LABEL_CACHE_SIZE) this.#labelCache.clear()
-      resolved = resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels) ?? null
-      this.#labelCache.set(key, resolved)
+  /** True, and remembered, when `name` is a valid metadata name. */
+  #rememberMetadataName(name: string): boolean {
+    if (!isLabelName(name)) return false
+    if (this.#metadataNames.size >= METADATA_NAME_CACHE_SIZE) this.#metadataNames.clear()
+    this.#metadataNames.add(name)
+    return true
+  }
+
+  #streamFor(labels: Readonly<Record<string, unknown>>): StreamBuffer | Refusal {
+    // Walked in property order: cheaper than sorting, and one call site repeats its order.
+    // for...in, as in resolveLabels: both must read the same properties.
+    if (this.#labelCacheNodes >= LABEL_CACHE_NODES) {
+      this.#labelCache = newLabelNode()
+      this.#labelCacheNodes = 0
     }
-    return resolved === null ? undefined : this.#batcher.stream(resolved)
+    let node = this.#labelCache
+    for (const name in labels) {
+      const value = labels[name]
+      // An object is keyed by identity but read through String(): it could change under the key.
+      if (value !== null && (typeof value === 'object' || typeof value === 'function')) return this.#streamOf(this.#resolveLabels(labels))
+      let byValue = (node.next ??= new Map()).get(name)
+      if (byValue === undefined) node.next.set(name, (byValue = new Map()))
+      let child = byValue.get(value)
+      if (child === undefined) {
+        byValue.set(value, (child = newLabelNode()))
+        this.#labelCacheNodes++
+      }
+      node = child
+    }
+    if (node.resolved === undefined) node.resolved = this.#resolveLabels(labels)
+    return this.#streamOf(node.resolved)
+  }
+
+  #resolveLabels(labels: Readonly<Record<string, unknown>>): ResolvedStream | Refusal {
+    return resolveLabels(this.#opts.labels, labels, this.#opts.invalidLabels)
+  }
+
+  #streamOf(resolved: ResolvedStream | Refusal): StreamBuffer | Refusal {
+    return isRefusal(resolved) ? resolved : this.#batcher.stream(resolved)
   }
 
   /** drop-oldest: evicts waiting batches, oldest first, until `cost` fits. */
@@ -273,6 +405,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     if (batch.done) return
     if (SPOOLABLE.has(reason) && this.#toSpool(batch)) return
     if (!this.#queue.finish(batch)) return
+    BatchQueue.undelivered(batch)
     batch.controller.abort(new LokiAbortError(`batch dropped: ${reason}`))
     this.#countDrop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
   }
@@ -294,6 +427,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     }
     if (!spool.write(body, batch.entries)) return false
     this.#queue.finish(batch)
+    BatchQueue.undelivered(batch)
     batch.controller.abort(new LokiAbortError('batch moved to the spool'))
     this.#spoolWritten += batch.entries
     this.#armReplay()
@@ -345,15 +479,24 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#replayTimer.unref()
   }
 
-  #refuse(reason: DropReason): false {
-    this.#countDrop({ reason, entries: 1 })
+  /** Refuses one entry; `field` and `message` say what was wrong with it, when something was. */
+  #refuse(reason: DropReason, field?: string, message?: string): false {
+    this.#dropped[reason]++
+    this.#dropped.total++
+    // The error is built only for someone who reads it: a flood of bad entries stays cheap.
+    if (this.listenerCount('drop') > 0) {
+      this.#emit('drop', field === undefined ? { reason, entries: 1 } : { reason, entries: 1, error: new LokiEntryError(field, message!) })
+    } else {
+      this.#warnings.note(reason, 1, field === undefined ? undefined : LokiEntryError.describe(field, message!))
+    }
     return false
   }
 
   #countDrop(e: DropEvent): void {
     this.#dropped[e.reason] += e.entries
     this.#dropped.total += e.entries
-    this.#emit('drop', e)
+    if (this.listenerCount('drop') > 0) this.#emit('drop', e)
+    else this.#warnings.note(e.reason, e.entries, e.error?.message)
   }
 
   #countFailure(status: number | undefined, error: LokiError): void {
@@ -383,6 +526,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    */
   async flush(options: FlushOptions = {}): Promise<FlushResult> {
     const droppedBefore = this.#dropped.total
+    const spooledBefore = this.#spoolWritten
     this.#batcher.cut()
     const waiting = [...this.#queue.pending]
     let timedOut = false
@@ -398,10 +542,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       clearTimeout(timer)
     }
     return {
-      ok: !timedOut,
+      // A batch split on 413 counts its halves' losses too (see BatchQueue.undelivered).
+      ok: !timedOut && waiting.every((b) => b.undelivered === 0),
       timedOut,
       pendingEntries: this.#batcher.entries + this.#queue.entries,
       droppedEntries: this.#dropped.total - droppedBefore,
+      spooledEntries: this.#spoolWritten - spooledBefore,
     }
   }
 
@@ -416,11 +562,16 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#closing = (async () => {
       const result = await this.flush({ timeoutMs: options.timeoutMs ?? this.#opts.closeTimeoutMs })
       const droppedBefore = this.#dropped.total
+      const spooledBefore = this.#spoolWritten
       const graceful = this.#queue.pending.size === 0 && this.#batcher.entries === 0
       this.#abortAll('close_timeout')
       if (this.#state === 'closing') this.#state = 'closed'
       await this.#release(graceful)
-      return { ...result, droppedEntries: result.droppedEntries + this.#dropped.total - droppedBefore }
+      return {
+        ...result,
+        droppedEntries: result.droppedEntries + this.#dropped.total - droppedBefore,
+        spooledEntries: result.spooledEntries + this.#spoolWritten - spooledBefore,
+      }
     })()
     return this.#closing
   }
@@ -443,6 +594,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   async #release(graceful: boolean): Promise<void> {
     clearTimeout(this.#replayTimer)
     this.#replayTimer = undefined
+    this.#warnings.flush(false)
     unregisterExitFlush(this)
     this.#breaker.shutdown()
     this.#spool?.close()
@@ -463,14 +615,20 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    * @internal The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
    * only synchronous work runs now. With a spool, everything not yet delivered, requests in
    * flight included, is written to disk; a replay resends it and Loki drops any duplicates.
+   * What is left (no spool, or a write that failed) is counted as dropped (`exit`), and drops
+   * not yet reported by a warning are reported now.
    */
   onExit(): void {
+    if (this.#state === 'destroyed') return
     const spool = this.#spool
-    if (spool === undefined || this.#state === 'destroyed') return
-    this.#batcher.cut()
-    for (const batch of [...this.#queue.pending]) this.#toSpool(batch)
-    spool.sync()
-    spool.close()
+    if (spool !== undefined) {
+      this.#batcher.cut()
+      for (const batch of [...this.#queue.pending]) this.#toSpool(batch)
+      spool.sync()
+      spool.close()
+    }
+    this.#abortAll('exit')
+    this.#warnings.flush(true)
   }
 
   /** The limits this client runs with, defaults filled in. */
@@ -496,6 +654,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       sent: { entries: this.#sentEntries, bytes: this.#sentBytes, batches: this.#sentBatches },
       dropped: { ...this.#dropped },
       truncated: this.#truncated,
+      metadata: { renamed: this.#metadataRenamed, cut: this.#metadataCut },
       retries: this.#retries,
       failedRequests: { ...this.#failed },
       inFlight: { requests: q.inFlightRequests, entries: q.inFlightEntries },

@@ -170,7 +170,7 @@ export class Delivery {
   async #split(parent: Batch, data: EncodedBatch): Promise<void> {
     // Each half is charged its share of the parent's buffer cost, by encoded size.
     const children = halveBatch(data).map((half) =>
-      createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length)),
+      createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length), parent),
     )
     const waiters = parent.waiters
     parent.waiters = undefined

@@ -10,6 +10,7 @@
 export const ErrorCodes = {
   INVALID_OPTION: 'LOKI_INVALID_OPTION',
   INVALID_URL: 'LOKI_INVALID_URL',
+  INVALID_ENTRY: 'LOKI_INVALID_ENTRY',
   HTTP_STATUS: 'LOKI_HTTP_STATUS',
   REQUEST_TIMEOUT: 'LOKI_REQUEST_TIMEOUT',
   NETWORK: 'LOKI_NETWORK',
@@ -44,6 +45,26 @@ export class LokiOptionError extends LokiError {
   constructor(option: string, message: string, code: ErrorCode = ErrorCodes.INVALID_OPTION) {
     super(code, `Invalid option "${option}": ${message}`)
     this.option = option
+  }
+}
+
+/**
+ * Carried by the 'drop' event of an entry push() refused (`invalid_entry`, `invalid_labels`,
+ * `line_too_long`): `field` says which part of the entry was wrong.
+ */
+export class LokiEntryError extends LokiError {
+  override name = 'LokiEntryError'
+  /** `entry`, `line`, `timestamp`, `labels`, `labels.<name>`, `metadata` or `metadata.<name>`. */
+  readonly field: string
+
+  constructor(field: string, message: string) {
+    super(ErrorCodes.INVALID_ENTRY, LokiEntryError.describe(field, message))
+    this.field = field
+  }
+
+  /** The message such an error has, for reports that do not build the error itself. */
+  static describe(field: string, message: string): string {
+    return `Invalid entry field "${field}": ${message}`
   }
 }
 

@@ -36,11 +36,17 @@ export interface RetryEvent {
   error: LokiError
 }
 
-/** Entries the client gave up on. Every drop is counted in `stats().dropped` under its reason. */
+/**
+ * Entries the client gave up on. Every drop is counted in `stats().dropped` under its reason;
+ * while the client has no 'drop' listener, drops are reported as LOKIWIRE_DROPPED process warnings.
+ */
 export interface DropEvent {
   reason: DropReason
   entries: number
-  /** The cause when there is one (Loki's answer, the last network error). */
+  /**
+   * The cause when there is one: Loki's answer or the last network error for a batch, a
+   * LokiEntryError naming the field at fault for an entry push() refused.
+   */
   error?: LokiError
 }
 

@@ -14,6 +14,7 @@ export type { DropReason, LogEntry } from './types.js'
 export {
   ErrorCodes,
   LokiAbortError,
+  LokiEntryError,
   LokiError,
   LokiHttpError,
   LokiNetworkError,

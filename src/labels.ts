@@ -55,37 +55,66 @@ export function sanitizeLabelName(name: string): string | undefined {
   return truncateUtf8(out, MAX_LABEL_NAME_BYTES)
 }
 
+/**
+ * True for a name Loki accepts as a label name. Structured metadata names follow the same rule:
+ * Loki 2.9 stores a metadata name such as `trace-id` and then fails every query over the stream
+ * (HTTP 500); Loki 3 renames it.
+ */
+export function isLabelName(name: string): boolean {
+  // The pattern admits ASCII only, so length is the byte length.
+  return LABEL_NAME_RE.test(name) && !(name.charCodeAt(0) === 95 && name.charCodeAt(1) === 95) && name.length <= MAX_LABEL_NAME_BYTES
+}
+
+/** Why `name` is not a valid label (or metadata) name, or undefined when it is. */
+export function labelNameProblem(name: string, what = 'label'): string | undefined {
+  if (!LABEL_NAME_RE.test(name)) return `${what} name "${name.slice(0, 64)}" must match ${LABEL_NAME_RE.source}`
+  if (name.startsWith('__')) return `${what} name "${name}" is reserved (starts with "__")`
+  if (name.length > MAX_LABEL_NAME_BYTES) return `${what} name "${name.slice(0, 32)}..." is over ${MAX_LABEL_NAME_BYTES} bytes`
+  return undefined
+}
+
 /** Why a label set is unusable, or undefined when it is fine as it is. */
 export function labelProblem(name: string, value: unknown): string | undefined {
-  if (!LABEL_NAME_RE.test(name)) return `label name "${name}" must match ${LABEL_NAME_RE.source}`
-  if (name.startsWith('__')) return `label name "${name}" is reserved (starts with "__")`
-  if (Buffer.byteLength(name) > MAX_LABEL_NAME_BYTES) return `label name "${name.slice(0, 32)}..." is over ${MAX_LABEL_NAME_BYTES} bytes`
+  const bad = labelNameProblem(name)
+  if (bad !== undefined) return bad
   if (typeof value !== 'string') return `label "${name}" must have a string value`
   if (Buffer.byteLength(value) > MAX_LABEL_VALUE_BYTES) return `label "${name}" value is over ${MAX_LABEL_VALUE_BYTES} bytes`
   return undefined
 }
 
+/** Why an entry was refused: the field at fault (`labels.app`, `metadata.trace-id`) and what is wrong. */
+export interface Refusal {
+  readonly field: string
+  readonly message: string
+}
+
+export function isRefusal(r: object): r is Refusal {
+  return 'field' in r
+}
+
 /**
- * Merges entry labels over the defaults and applies the policy. Returns undefined when the
- * entry must be dropped (policy 'drop' and a bad label, no labels at all, or too many).
+ * Merges entry labels over the defaults and applies the policy. Returns a Refusal when the entry
+ * must be dropped (policy 'drop' and a bad label, no labels at all, or too many).
  * Empty values are removed, as Loki itself does.
  */
 export function resolveLabels(
   defaults: Readonly<Record<string, string>>,
   extra: Readonly<Record<string, unknown>>,
   policy: InvalidLabelsPolicy,
-): ResolvedStream | undefined {
+): ResolvedStream | Refusal {
   const merged: Record<string, string> = { ...defaults }
-  for (const rawName of Object.keys(extra)) {
+  // for...in, like the client's label cache walk: both must read the same properties.
+  for (const rawName in extra) {
     let value = extra[rawName]
     if (value === undefined || value === null) continue
     if (typeof value !== 'string') {
-      if (policy === 'drop') return undefined
+      if (policy === 'drop') return { field: `labels.${rawName}`, message: `label "${rawName}" must have a string value, got ${typeof value}` }
       value = String(value)
     }
     let name: string | undefined = rawName
-    if (labelProblem(rawName, value) !== undefined) {
-      if (policy === 'drop') return undefined
+    const problem = labelProblem(rawName, value)
+    if (problem !== undefined) {
+      if (policy === 'drop') return { field: `labels.${rawName}`, message: problem }
       name = sanitizeLabelName(rawName)
       if (name === undefined) continue
       value = truncateUtf8(value as string, MAX_LABEL_VALUE_BYTES)
@@ -97,8 +126,12 @@ export function resolveLabels(
     merged[name] = value as string
   }
   const count = Object.keys(merged).length
-  if (count === 0 || count > MAX_LABELS) return undefined
+  if (count === 0) return { field: 'labels', message: NO_LABELS }
+  if (count > MAX_LABELS) return { field: 'labels', message: `${count} labels, Loki allows at most ${MAX_LABELS} per stream` }
   const sorted: Record<string, string> = {}
   for (const name of Object.keys(merged).sort()) sorted[name] = merged[name]!
   return { selector: selectorOf(sorted), labels: sorted }
 }
+
+/** The message of an entry left with no stream labels: its own are empty and the client has none. */
+export const NO_LABELS = 'no stream labels left: the client has no default labels and the entry none with a value (empty values remove labels)'

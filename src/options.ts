@@ -63,7 +63,10 @@ export interface LokiClientOptions {
    * when the path is empty or `/`. Userinfo (`http://user:pass@host`) becomes basic auth.
    */
   url: string
-  /** Default stream labels, merged under each entry's labels. @default {} */
+  /**
+   * Default stream labels, merged under each entry's labels. Validated here: names must be valid
+   * Loki label names, values non-empty strings, at most 15. @default {}
+   */
   labels?: Readonly<Record<string, string>>
   /** Tenant sent as `X-Scope-OrgID`. @default undefined (no header) */
   tenant?: string
@@ -107,7 +110,11 @@ export interface LokiClientOptions {
   maxLineBytes?: number
   /** Lines over `maxLineBytes`: cut at a character boundary, or drop. @default 'truncate' */
   oversizeLines?: 'truncate' | 'drop'
-  /** Entry labels Loki would reject: rewrite the name (`my-label` -> `my_label`), or drop the entry. @default 'sanitize' */
+  /**
+   * Entry labels, and structured metadata names, Loki would reject: rewrite the name
+   * (`my-label` -> `my_label`, counted in `stats().metadata.renamed` for metadata), or drop the
+   * entry (`invalid_labels`). @default 'sanitize'
+   */
   invalidLabels?: InvalidLabelsPolicy
   /** Deadline of `close()` when none is passed, and of the flush on natural process exit. @default 5000 */
   closeTimeoutMs?: number
@@ -205,6 +212,14 @@ function headerValue(name: string, v: unknown): string {
   return v
 }
 
+/**
+ * `loki:3100` parses as a URL whose protocol is `loki:`: suggest the scheme that was left out.
+ * Only for a bare host:port, which holds no credentials to echo.
+ */
+function schemeHint(raw: string): string {
+  return /^[A-Za-z0-9.-]+:\d{1,5}(\/[^@\s]*)?$/.test(raw) ? ` (did you mean http://${raw}?)` : ''
+}
+
 function parseUrl(raw: unknown): { origin: string; path: string; displayUrl: string; userinfo?: { username: string; password: string } } {
   if (typeof raw !== 'string' || raw === '') {
     throw new LokiOptionError('url', `expected Loki's URL as a non-empty string, got ${describe(raw)}`, ErrorCodes.INVALID_URL)
@@ -214,10 +229,10 @@ function parseUrl(raw: unknown): { origin: string; path: string; displayUrl: str
     u = new URL(raw)
   } catch {
     // The raw string may hold credentials: say what is wrong without printing it.
-    throw new LokiOptionError('url', 'not a valid absolute URL (expected e.g. http://loki:3100)', ErrorCodes.INVALID_URL)
+    throw new LokiOptionError('url', `not a valid absolute URL (expected e.g. http://loki:3100)${schemeHint(raw)}`, ErrorCodes.INVALID_URL)
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new LokiOptionError('url', `protocol must be http: or https:, got ${u.protocol}`, ErrorCodes.INVALID_URL)
+    throw new LokiOptionError('url', `protocol must be http: or https:, got ${u.protocol}${schemeHint(raw)}`, ErrorCodes.INVALID_URL)
   }
   if (u.hash) throw new LokiOptionError('url', 'must not contain a #fragment', ErrorCodes.INVALID_URL)
   const userinfo = u.username || u.password
@@ -235,7 +250,10 @@ function validateLabels(v: unknown): Record<string, string> {
   for (const name of Object.keys(v).sort()) {
     const problem = labelProblem(name, v[name])
     if (problem !== undefined) throw new LokiOptionError(`labels.${name}`, problem)
-    if (v[name] !== '') out[name] = v[name] as string
+    // Loki removes a label with an empty value: `{ app: '' }` is no label, and with no other
+    // one every entry that brings none of its own would be dropped (invalid_labels).
+    if (v[name] === '') throw new LokiOptionError(`labels.${name}`, 'empty value: Loki removes a label with an empty value; give it a value or leave it out')
+    out[name] = v[name] as string
   }
   if (Object.keys(out).length > MAX_LABELS) throw new LokiOptionError('labels', `at most ${MAX_LABELS} labels per stream`)
   return out

@@ -25,11 +25,15 @@ export interface Batch {
   waiters: Array<() => void> | undefined
   /** Set for batches replayed from the spool: acknowledges the record once the batch ends. */
   onFinish: (() => void) | undefined
+  /** The batch this one was split from (413), so whoever waits on that one learns how it ended. */
+  readonly parent: Batch | undefined
+  /** Entries of this batch, or of the halves split from it, that ended undelivered: dropped or spooled. */
+  undelivered: number
 }
 
 let nextBatchId = 1
 
-export function createBatch(data: EncodedBatch | undefined, entries: number, bytes: number): Batch {
+export function createBatch(data: EncodedBatch | undefined, entries: number, bytes: number, parent?: Batch): Batch {
   return {
     id: nextBatchId++,
     data,
@@ -43,6 +47,8 @@ export function createBatch(data: EncodedBatch | undefined, entries: number, byt
     done: false,
     waiters: undefined,
     onFinish: undefined,
+    parent,
+    undelivered: 0,
   }
 }
 
@@ -112,6 +118,11 @@ export class BatchQueue {
     if (waiters !== undefined) for (const w of waiters) w()
     batch.onFinish?.()
     return true
+  }
+
+  /** Records that a batch ended without delivery, on it and on every batch it was split from. */
+  static undelivered(batch: Batch): void {
+    for (let b: Batch | undefined = batch; b !== undefined; b = b.parent) b.undelivered += batch.entries
   }
 
   /** Resolves when the batch has ended. */

@@ -9,8 +9,13 @@ export interface LogEntry {
    * string). Default: the time of the `push()` call. Fixed at push time so retries deduplicate.
    */
   timestamp?: number | bigint | Date | string
-  /** Structured metadata: flat string pairs stored beside the line, not indexed as labels. */
-  metadata?: Readonly<Record<string, string>>
+  /**
+   * Structured metadata: pairs stored beside the line, not indexed as labels. Strings are sent
+   * as they are, numbers, booleans and bigints through `String()`, anything else as JSON;
+   * `null` and `undefined` values are left out. At most 128 pairs (the rest are counted in
+   * `stats().metadata.cut`).
+   */
+  metadata?: Readonly<Record<string, unknown>>
 }
 
 /**
@@ -42,9 +47,12 @@ export type DropReason =
   | 'buffer_full'
   /** push() after close() or destroy(). */
   | 'closed'
-  /** Not an object, no string `line`, or an unusable timestamp. */
+  /** Not an object, no string `line`, an unusable timestamp, or metadata that is not an object. */
   | 'invalid_entry'
-  /** Label names or values Loki would reject, under `invalidLabels: 'drop'`, or too many labels. */
+  /**
+   * Label names or values, or structured metadata names, Loki would reject under
+   * `invalidLabels: 'drop'`; labels that are not an object; too many labels, or none at all.
+   */
   | 'invalid_labels'
   /** Line longer than `maxLineBytes` under `oversizeLines: 'drop'`. */
   | 'line_too_long'
@@ -60,6 +68,11 @@ export type DropReason =
   | 'close_timeout'
   /** destroy() was called with entries still buffered or in flight. */
   | 'destroyed'
+  /**
+   * The process exited (process.exit(), an uncaught exception) with entries still buffered or in
+   * flight and no spool to keep them. Requests in flight may have reached Loki.
+   */
+  | 'exit'
   /** The encoder threw (should not happen; reported rather than crashing the host). */
   | 'encode_error'
   /** Any other unexpected error while delivering a batch (a bug; reported, never thrown). */
@@ -77,6 +90,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'retries_exhausted',
   'close_timeout',
   'destroyed',
+  'exit',
   'encode_error',
   'internal_error',
 ]

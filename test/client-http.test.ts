@@ -257,7 +257,7 @@ describe('a bug inside the pipeline', () => {
       cl.on('drop', (e) => drops.push(e))
       for (let i = 0; i < 10; i++) cl.push({ line: `n=${i}` })
       const r = await cl.flush({ timeoutMs: 5000 })
-      expect(r).toMatchObject({ ok: true, droppedEntries: 10 })
+      expect(r).toMatchObject({ ok: false, droppedEntries: 10 })
       expect(cl.stats().dropped.internal_error).toBe(10)
       expect(drops.map((d) => [d.reason, d.entries, d.error?.code])).toEqual([['internal_error', 10, 'LOKI_INTERNAL']])
       expect((drops[0]!.error!.cause as Error).message).toBe('a bug (expected by the test)')

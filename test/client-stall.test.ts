@@ -122,7 +122,7 @@ it('retry.budgetMs is a deadline: the attempt after a backoff gets only what the
   cl.push({ line: 'on a budget' })
   // Far below requestTimeoutMs, far above the budget: only a deadline from the budget passes.
   const r = await cl.flush({ timeoutMs: 15_000 })
-  expect(r).toMatchObject({ ok: true, droppedEntries: 1 })
+  expect(r).toMatchObject({ ok: false, timedOut: false, droppedEntries: 1 })
   expect(cl.stats().dropped.retries_exhausted).toBe(1)
   expect(loki.srv.requests).toHaveLength(2)
   expect(failures.map((f) => [f.attempt, f.status, f.error.code, f.willRetry])).toEqual([

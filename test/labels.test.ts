@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { resolveLabels, sanitizeLabelName, selectorOf, truncateUtf8 } from '../src/labels.js'
+import { resolveLabels as resolve, sanitizeLabelName, selectorOf, truncateUtf8, type ResolvedStream } from '../src/labels.js'
 import { readTimestamp } from '../src/timestamp.js'
+
+// The tests below read .labels of the label sets that resolve.
+const resolveLabels = (...a: Parameters<typeof resolve>) => resolve(...a) as ResolvedStream
 
 describe('labels', () => {
   it('builds a sorted, escaped selector', () => {
@@ -18,12 +21,13 @@ describe('labels', () => {
     const d = { app: 'api' }
     expect(resolveLabels(d, { level: 'info' }, 'drop')).toEqual({ selector: '{app="api", level="info"}', labels: { app: 'api', level: 'info' } })
     expect(resolveLabels(d, { 'bad-name': 'v' }, 'sanitize')!.labels).toEqual({ app: 'api', bad_name: 'v' })
-    expect(resolveLabels(d, { 'bad-name': 'v' }, 'drop')).toBeUndefined()
-    expect(resolveLabels(d, { app: '' }, 'sanitize')).toBeUndefined() // no label left at all
+    expect(resolveLabels(d, { 'bad-name': 'v' }, 'drop')).toMatchObject({ field: 'labels.bad-name' })
+    expect(resolveLabels(d, { n: 5 }, 'drop')).toMatchObject({ field: 'labels.n', message: 'label "n" must have a string value, got number' })
+    expect(resolveLabels(d, { app: '' }, 'sanitize')).toMatchObject({ field: 'labels' }) // no label left at all
     expect(resolveLabels(d, { n: 5 }, 'sanitize')!.labels).toEqual({ app: 'api', n: '5' })
     expect(resolveLabels(d, { v: 'x'.repeat(3000) }, 'sanitize')!.labels.v).toHaveLength(2048)
     const many = Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`l${i}`, 'v']))
-    expect(resolveLabels(d, many, 'sanitize')).toBeUndefined()
+    expect(resolveLabels(d, many, 'sanitize')).toEqual({ field: 'labels', message: '16 labels, Loki allows at most 15 per stream' })
   })
 
   it('truncates UTF-8 on a character boundary', () => {

@@ -9,7 +9,7 @@ let srv: LokiTestServer
 
 beforeAll(async () => {
   requireBuild('index.js')
-  app = makeAppDir(['idle.mjs', 'natural-exit.mjs', 'heap.mjs'], [])
+  app = makeAppDir(['idle.mjs', 'natural-exit.mjs', 'heap.mjs', 'exit-drops.mjs'], [])
   srv = await createLokiTestServer()
 })
 afterEach(() => killAll())
@@ -41,6 +41,18 @@ it('with Loki stalled, natural exit waits no longer than the close deadline and 
   srv.setFault(null)
   expect(r).toMatchObject({ killed: false, signal: null, code: 0 })
   expect(r.messages[0]).toMatchObject({ pushed: 100, sent: { entries: 0 }, dropped: { total: 100, close_timeout: 100 } })
+})
+
+it('process.exit() with lines buffered and no \'drop\' listener: the loss is counted and printed as a LOKIWIRE_DROPPED warning', async () => {
+  srv.reset()
+  const r = await runChild(app, 'exit-drops.mjs', [srv.url, '10'], { timeoutMs: 15_000 }).result
+  expect(r).toMatchObject({ killed: false, signal: null, code: 0 })
+  // One warning for everything: the refused entry and the lines the exit cut off.
+  expect(r.stderr).toMatch(/\[LOKIWIRE_DROPPED\] Warning: lokiwire dropped 11 log entries \(invalid_entry: 1, exit: 10\)/)
+  expect(r.stderr.match(/LOKIWIRE_DROPPED/g)).toHaveLength(1)
+  const s = r.messages[0] as { pushed: number; dropped: { total: number; exit: number }; buffered: { entries: number }; inFlight: { entries: number }; sent: { entries: number } }
+  expect(s).toMatchObject({ pushed: 11, dropped: { total: 11, exit: 10 }, buffered: { entries: 0 }, inFlight: { entries: 0 } })
+  expect(srv.entries.length).toBe(s.sent.entries)
 })
 
 it('heap returns to its baseline after 200k entries are delivered', async () => {

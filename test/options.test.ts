@@ -35,6 +35,8 @@ describe('option validation', () => {
     ['labels.bad-name', { labels: { 'bad-name': 'x' } }],
     ['labels.__reserved', { labels: { __reserved: 'x' } }],
     ['labels.n', { labels: { n: 5 } }],
+    ['labels.app', { labels: { app: '' } }],
+    ['labels.env', { labels: { app: 'x', env: '' } }],
     ['labels', { labels: Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`l${i}`, 'v'])) }],
     ['tenant', { tenant: '' }],
     ['tenant', { tenant: 'a\nb' }],
@@ -79,6 +81,22 @@ describe('option validation', () => {
       rejects({ ...base, ...extra }, option)
     })
   }
+
+  it('an empty default label is refused: it would leave entries with no stream', () => {
+    expect(rejects({ url: base.url, labels: { app: '' } }, 'labels.app').message).toBe(
+      'Invalid option "labels.app": empty value: Loki removes a label with an empty value; give it a value or leave it out',
+    )
+  })
+
+  it('a URL without its scheme gets a hint, never an echo of credentials', () => {
+    expect(rejects({ url: 'loki:3100' }, 'url', ErrorCodes.INVALID_URL).message).toBe(
+      'Invalid option "url": protocol must be http: or https:, got loki: (did you mean http://loki:3100?)',
+    )
+    expect(rejects({ url: '127.0.0.1:3100' }, 'url', ErrorCodes.INVALID_URL).message).toContain('(did you mean http://127.0.0.1:3100?)')
+    const withSecret = rejects({ url: 'user:s3cret@loki:3100' }, 'url', ErrorCodes.INVALID_URL).message
+    expect(withSecret).not.toContain('s3cret')
+    expect(withSecret).not.toContain('did you mean')
+  })
 
   it('never prints credentials', () => {
     const secrets = ['s3cret-pass', 'tok-123456']

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, it } from 'vitest'
-import { LokiClient, type DropEvent } from '../src/index.js'
+import { LokiClient, LokiEntryError, type DropEvent } from '../src/index.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertIdentity, FAST } from './helpers.js'
 
@@ -62,4 +62,54 @@ it('without default labels, an entry with no labels is refused rather than sent 
   expect(client.push({ line: 'no labels' })).toBe(false)
   expect(client.push({ line: 'labelled', labels: { app: 'x' } })).toBe(true)
   expect(client.stats().dropped.invalid_labels).toBe(1)
+})
+
+it('label sets that only a joined string key would confuse land in their own streams', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, invalidLabels: 'drop', ...FAST })
+  // Label values come from logged fields: any character can be in them.
+  expect(client.push({ line: 'one', labels: { a: 'x\u0001b\u0000y' } })).toBe(true)
+  expect(client.push({ line: 'two', labels: { a: 'x', b: 'y' } })).toBe(true)
+  // A number is not a label value under 'drop'; the string of the same digits is.
+  expect(client.push({ line: 'three', labels: { n: 5 as unknown as string } })).toBe(false)
+  expect(client.push({ line: 'four', labels: { n: '5' } })).toBe(true)
+  await client.flush({ timeoutMs: 5000 })
+  const byLine = Object.fromEntries(srv.entries.map((e) => [e.line, e.labels]))
+  expect(byLine).toEqual({
+    one: { app: 'p', a: 'x\u0001b\u0000y' },
+    two: { app: 'p', a: 'x', b: 'y' },
+    four: { app: 'p', n: '5' },
+  })
+  assertIdentity(client)
+})
+
+it('a refused entry\'s drop event carries a LokiEntryError naming the field at fault', () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, maxLineBytes: 16, oversizeLines: 'drop', invalidLabels: 'drop', ...FAST })
+  const drops: DropEvent[] = []
+  client.on('drop', (e) => drops.push(e))
+  const bad: unknown[] = [
+    null,
+    { line: 5 },
+    { line: 'x'.repeat(17) },
+    { line: 'x', timestamp: 'yesterday' },
+    { line: 'x', labels: { 'bad-name': 'v' } },
+    { line: 'x', labels: { n: 5 } },
+    { line: 'x', labels: 'app=x' },
+    { line: 'x', labels: Object.fromEntries(Array.from({ length: 15 }, (_, i) => [`l${i}`, 'v'])) },
+    { line: 'x', metadata: { 'trace.id': 't' } },
+  ]
+  for (const e of bad) expect(client.push(e as never)).toBe(false)
+  expect(drops.map((d) => [d.reason, d.error instanceof LokiEntryError && d.error.code, (d.error as LokiEntryError).field])).toEqual([
+    ['invalid_entry', 'LOKI_INVALID_ENTRY', 'entry'],
+    ['invalid_entry', 'LOKI_INVALID_ENTRY', 'line'],
+    ['line_too_long', 'LOKI_INVALID_ENTRY', 'line'],
+    ['invalid_entry', 'LOKI_INVALID_ENTRY', 'timestamp'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels.bad-name'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels.n'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'labels'],
+    ['invalid_labels', 'LOKI_INVALID_ENTRY', 'metadata.trace.id'],
+  ])
+  expect(drops[3]!.error!.message).toBe('Invalid entry field "timestamp": expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got "yesterday"')
+  expect(drops[4]!.error!.message).toContain('label name "bad-name" must match')
+  assertIdentity(client)
 })

@@ -220,7 +220,7 @@ describe('connection failures: TLS configuration errors are final, DNS and the r
     cl.on('drop', (e) => drops.push(e))
     cl.push({ line: 'to a misconfigured Loki' })
     const r = await cl.flush({ timeoutMs: 10_000 })
-    expect(r).toMatchObject({ ok: true, droppedEntries: 1 })
+    expect(r).toMatchObject({ ok: false, timedOut: false, droppedEntries: 1 })
     expect(failed.map((f) => [f.attempt, f.error.code, f.willRetry])).toEqual([[1, 'LOKI_TLS', false]])
     expect(drops.map((d) => [d.reason, d.error?.code])).toEqual([['rejected', 'LOKI_TLS']])
     expect(cl.stats()).toMatchObject({ retries: 0, breaker: 'closed' })

@@ -4,8 +4,11 @@
  * whichever logger produced it.
  */
 import { LokiOptionError } from '../errors.js'
+import { metadataValue, safeJson } from '../metadata.js'
 import type { LokiClientOptions } from '../options.js'
 import type { LogEntry } from '../types.js'
+
+export { safeJson }
 
 /** Where the record's level goes. */
 export type LevelPlacement = 'label' | 'metadata' | 'none'
@@ -132,30 +135,6 @@ export function requireStream(client: LokiClientOptions, levelAs: LevelPlacement
       'labels',
       `with levelAs '${levelAs}' at least one static label is needed (e.g. { app: 'api' }) so every entry has a stream`,
     )
-  }
-}
-
-/** JSON that never throws: cycles become "[Circular]", bigints strings, what is left "[Unserializable]". */
-export function safeJson(value: unknown): string {
-  try {
-    const s = JSON.stringify(value)
-    if (s !== undefined) return s
-  } catch {
-    // Cycles and bigints: the slower replacer below copes with both.
-  }
-  try {
-    const seen = new WeakSet<object>()
-    const s = JSON.stringify(value, (_key, v: unknown) => {
-      if (typeof v === 'bigint') return v.toString()
-      if (typeof v === 'object' && v !== null) {
-        if (seen.has(v)) return '[Circular]'
-        seen.add(v)
-      }
-      return v
-    })
-    return s ?? String(value)
-  } catch {
-    return '"[Unserializable]"'
   }
 }
 
@@ -337,9 +316,10 @@ export class RecordMapper {
         ;(lifted ??= []).push(f)
       }
       for (const f of this.#metadataFields) {
-        const raw = fieldValue(record, f)
-        if (raw === undefined || raw === null) continue
-        ;(metadata ??= {})[f.name] = stringValue(raw) ?? safeJson(raw)
+        // The client's own rule, so push() and the adapters store a field the same way.
+        const v = metadataValue(fieldValue(record, f))
+        if (v === undefined) continue
+        ;(metadata ??= {})[f.name] = v
         ;(lifted ??= []).push(f)
       }
     }
