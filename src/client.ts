@@ -83,6 +83,11 @@ export interface LokiClientStats {
   breaker: BreakerState
   /** Sockets open to Loki now. */
   connections: number
+  /**
+   * Answers whose body was not read to its end (it broke off, or ran past 8 MiB or 1 s): each
+   * cost its socket. The status still decided: a 2xx among them counted as sent, not resent.
+   */
+  abandonedBodies: number
   /** Exceptions thrown by your event listeners, caught so they cannot break delivery. */
   listenerErrors: number
   /**
@@ -662,6 +667,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       bufferUsedBytes: this.bufferUsedBytes,
       breaker: this.#breaker.state,
       connections: this.#transport.connections,
+      abandonedBodies: this.#transport.abandonedBodies,
       listenerErrors: this.#listenerErrors,
       spool: { bytes: this.#spool?.bytes ?? 0, written: this.#spoolWritten, loaded: this.#spoolLoaded, errors: this.#spoolErrors },
       state: this.#state,

@@ -219,7 +219,7 @@ describe('after a 2xx status the push is stored, whatever the body does next', (
       assertExactlyOnce(loki.srv.entries, lines)
       expect(loki.srv.requests).toHaveLength(1)
       const s = cl.stats()
-      expect(s).toMatchObject({ retries: 0, sent: { entries: 50, batches: 1 }, failedRequests: { total: 0 } })
+      expect(s).toMatchObject({ retries: 0, sent: { entries: 50, batches: 1 }, failedRequests: { total: 0 }, abandonedBodies: 1 })
       expect(ends.map((e) => [e.status, e.bodyAbandoned])).toEqual([[200, true]])
       assertIdentity(cl)
     } finally {
@@ -235,9 +235,10 @@ describe('after a 2xx status the push is stored, whatever the body does next', (
       cl.push({ line: 'once' })
       const r = await cl.flush({ timeoutMs: 10_000 })
       expect(r).toMatchObject({ ok: true, droppedEntries: 0 })
-      // The receiver books this fault as storing nothing; the client must take Loki's 200 at its word.
+      // Loki stored the push with its 200; the client must take that at its word.
       expect(loki.srv.requests).toHaveLength(1)
-      expect(cl.stats()).toMatchObject({ retries: 0, sent: { entries: 1 }, failedRequests: { total: 0 } })
+      assertExactlyOnce(loki.srv.entries, ['once'])
+      expect(cl.stats()).toMatchObject({ retries: 0, sent: { entries: 1 }, failedRequests: { total: 0 }, abandonedBodies: 1 })
       expect(ends.map((e) => [e.status, e.bodyAbandoned])).toEqual([[200, true]])
     } finally {
       stop()
