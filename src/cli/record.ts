@@ -1,4 +1,5 @@
-import { readRecordTime, safeJson, stringValue } from '../adapters/mapping.js'
+import { readRecordTime, stringValue } from '../adapters/mapping.js'
+import { metadataValue } from '../metadata.js'
 import type { LogEntry } from '../types.js'
 
 /*
@@ -51,11 +52,6 @@ function labelValue(v: unknown): string | undefined {
   // Objects and arrays would make one stream per distinct value: not a label.
   const s = stringValue(v)
   return s === '' ? undefined : s
-}
-
-function metadataValue(v: unknown): string | undefined {
-  if (v === undefined || v === null) return undefined
-  return stringValue(v) ?? safeJson(v)
 }
 
 export function createLineMapper(options: LineMapperOptions): (line: string) => LogEntry {
