@@ -1,10 +1,9 @@
 import type { Breaker } from './breaker.js'
-import { encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from './encode/index.js'
+import { batchOfBody, encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from './encode/index.js'
 import { ErrorCodes, LokiError } from './errors.js'
 import type { FailedEvent, RetryEvent, SentEvent } from './events.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
 import { attemptTimeout, decideRetry, type RetryPolicy } from './retry.js'
-import { entriesOfBody } from './spool.js'
 import type { Transport } from './transport.js'
 import type { DropReason } from './types.js'
 
@@ -142,8 +141,8 @@ export class Delivery {
         case 'too_large':
           this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: batch.entries > 1 })
           {
-            // A replayed batch has only its wire bytes: decode them to split it.
-            const data = batch.entries <= 1 ? undefined : (batch.data ?? entriesOfBody(body))
+            // A replayed batch has only its wire bytes: read its entries back to split it.
+            const data = batch.entries <= 1 ? undefined : (batch.data ?? batchOfBody(body))
             if (data === undefined) this.#drop(batch, 'too_large', result.error)
             else await this.#split(batch, data)
           }

@@ -1,0 +1,58 @@
+import { readFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { expect, it } from 'vitest'
+
+// The layering the architecture promises, checked on the sources: what a user's import loads.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+/** The published entry points, as tsup.config.ts lists them, minus lokiwire/testing itself. */
+const SHIPPED = ['src/index.ts', 'src/adapters/pino.ts', 'src/adapters/winston.ts']
+
+/** Every source file `entry` reaches through relative imports (static, dynamic and re-exports). */
+function reach(entry: string): Set<string> {
+  const seen = new Set<string>()
+  const todo = [entry]
+  while (todo.length > 0) {
+    const file = todo.pop()!
+    if (seen.has(file)) continue
+    seen.add(file)
+    const src = readFileSync(join(root, file), 'utf8')
+    for (const m of src.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      todo.push(relative(root, join(root, dirname(file), m[1]!.replace(/\.js$/, '.ts'))))
+    }
+  }
+  return seen
+}
+
+it.each(SHIPPED)('%s never loads the test receiver or its strict decoders (src/testing)', (entry) => {
+  const reached = [...reach(entry)]
+  expect(reached.length).toBeGreaterThan(SHIPPED.indexOf(entry) === 0 ? 10 : 1)
+  expect(reached.filter((f) => f.startsWith('src/testing/'))).toEqual([])
+})
+
+// The same on the build the package publishes (`npm test` builds it first): every chunk a
+// shipped entry loads, for ESM and CJS, is free of the testing module's decoders.
+const BUILT = ['dist/index.js', 'dist/index.cjs', 'dist/pino/index.js', 'dist/pino/index.cjs', 'dist/winston/index.js', 'dist/winston/index.cjs']
+
+function reachBuilt(entry: string): Map<string, string> {
+  const seen = new Map<string, string>()
+  const todo = [entry]
+  while (todo.length > 0) {
+    const file = todo.pop()!
+    if (seen.has(file)) continue
+    const src = readFileSync(join(root, file), 'utf8')
+    seen.set(file, src)
+    for (const m of src.matchAll(/(?:from|import|require)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) todo.push(relative(root, join(root, dirname(file), m[1]!)))
+  }
+  return seen
+}
+
+it.each(BUILT)('built %s loads no chunk of lokiwire/testing', (entry) => {
+  const reached = reachBuilt(entry)
+  expect(reached.size).toBeGreaterThan(1) // the core chunk, at least
+  for (const [file, src] of reached) {
+    expect(file.startsWith('dist/testing/'), file).toBe(false)
+    // Names only the testing module defines: bundling keeps them, wherever its code lands.
+    expect(/\bfunction (decodePushRequest|decodeJsonPush|createLokiTestServer)\b/.test(src), `${file} holds testing code`).toBe(false)
+  }
+})
