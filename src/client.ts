@@ -2,19 +2,19 @@ import { EventEmitter } from 'node:events'
 import { Batcher, type CutBatch, type StreamBuffer } from './batcher.js'
 import { Breaker, type BreakerState } from './breaker.js'
 import { Delivery } from './delivery.js'
-import { encodeBodySync } from './encode/index.js'
-import { LokiAbortError, LokiEntryError, LokiError, ErrorCodes } from './errors.js'
-import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
+import type { LokiClientEvents } from './events.js'
 import { registerExitFlush, unregisterExitFlush } from './exit.js'
 import { isLabelName, isRefusal, labelNameProblem, NO_LABELS, resolveLabels, sanitizeLabelName, truncateUtf8, type Refusal, type ResolvedStream } from './labels.js'
 import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
+import { Ledger } from './ledger.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
-import { BatchQueue, createBatch, type Batch } from './queue.js'
+import { BatchQueue, createBatch } from './queue.js'
+import { SpoolReplay } from './replay.js'
+import { Settlement } from './settlement.js'
 import { readTimestamp, type TimestampParts } from './timestamp.js'
-import { Spool } from './spool.js'
 import { Transport } from './transport.js'
-import { DropWarnings, warnNoLabels } from './warnings.js'
-import { DROP_REASONS, type DropReason, type LogEntry } from './types.js'
+import { warnNoLabels } from './warnings.js'
+import type { DropReason, LogEntry } from './types.js'
 
 /** Buffer-limit cost of an entry beyond its line and metadata: timestamp and framing. */
 export const ENTRY_OVERHEAD_BYTES = 24
@@ -24,10 +24,6 @@ const METADATA_NAME_CACHE_SIZE = 1000
 const LABEL_CACHE_NODES = 20_000
 /** setTimeout's largest delay: "no deadline", while still holding the process open. */
 const NO_DEADLINE_MS = 2_147_483_647
-/** The idle replay reads a record from disk at most this often, however short the timeouts. */
-const MIN_REPLAY_INTERVAL_MS = 1000
-/** Reasons a spool can rescue: Loki was unreachable or slow, not wrong about the data. */
-const SPOOLABLE: ReadonlySet<DropReason> = new Set<DropReason>(['retries_exhausted', 'buffer_full', 'close_timeout'])
 
 export interface FlushOptions {
   /** Give up waiting after this long. @default no deadline */
@@ -130,14 +126,10 @@ function pairIndex(pairs: readonly string[], name: string): number {
   return -1
 }
 
-function emptyDrops(): { total: number } & Record<DropReason, number> {
-  const out = { total: 0 } as { total: number } & Record<DropReason, number>
-  for (const r of DROP_REASONS) out[r] = 0
-  return out
-}
-
 /**
- * Ships log entries to Loki: push -> batcher -> queue -> breaker -> HTTP.
+ * Ships log entries to Loki: push -> batcher -> queue -> delivery (breaker, transport) ->
+ * settlement. This class takes entries in (validation, labels, the buffer limit), wires the
+ * layers together and runs the lifecycle; see ARCHITECTURE.md for who owns what.
  *
  * Nothing here throws after construction and no 'error' event is ever emitted: failures are
  * counted in `stats()` and reported through 'failed', 'retry' and 'drop' events.
@@ -149,8 +141,10 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #breaker: Breaker
   readonly #transport: Transport
   readonly #defaultStream: StreamBuffer | undefined
-  readonly #spool: Spool | undefined
-  readonly #warnings = new DropWarnings()
+  readonly #ledger: Ledger
+  readonly #settlement: Settlement
+  /** The spool and its replay; undefined without a spool. */
+  readonly #replay: SpoolReplay | undefined
   #warnedNoLabels = false
   #labelCache: LabelNode = newLabelNode()
   #labelCacheNodes = 0
@@ -159,75 +153,51 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
   #state: LokiClientStats['state'] = 'open'
   #closing: Promise<FlushResult> | undefined
-  /** Armed while spooled records wait and nothing else may start their replay (see #armReplay). */
-  #replayTimer: NodeJS.Timeout | undefined
-
-  #pushed = 0
-  #sentEntries = 0
-  #sentBytes = 0
-  #sentBatches = 0
-  #truncated = 0
-  #metadataCut = 0
-  #metadataRenamed = 0
-  #retries = 0
-  #listenerErrors = 0
-  #spoolWritten = 0
-  #spoolLoaded = 0
-  #spoolErrors = 0
-  readonly #dropped = emptyDrops()
-  readonly #failed = { total: 0, status4xx: 0, status429: 0, status5xx: 0, network: 0, timeout: 0 }
 
   constructor(options: LokiClientOptions) {
     super()
     const opts = resolveOptions(options)
     this.#opts = opts
+    const ledger = (this.#ledger = new Ledger(this))
     this.#transport = new Transport(opts)
     this.#breaker = new Breaker(opts.breaker, (state) => {
-      this.#emit('breaker', { state })
-      if (state === 'closed') this.#pump()
+      ledger.emit('breaker', { state })
+      if (state === 'closed') this.#replay?.pump()
     })
-    this.#spool = opts.spool === undefined
+    const encoding = { encoding: opts.encoding, gzipLevel: opts.gzipLevel }
+    const queue = (this.#queue = new BatchQueue(opts.concurrency, (b): Promise<void> => delivery.run(b)))
+    this.#replay = opts.spool === undefined
       ? undefined
-      : new Spool(opts.spool, (problem: SpoolEvent) => {
-        this.#spoolErrors++
-        this.#emit('spool', problem)
+      : new SpoolReplay({
+        spool: opts.spool,
+        encoding,
+        queue,
+        breaker: this.#breaker,
+        idleIntervalMs: opts.breaker === false ? opts.retry.maxDelayMs : opts.breaker.resetTimeoutMs,
+        loadBelowBytes: opts.maxBufferBytes / 2,
+        bufferUsed: () => this.bufferUsedBytes,
+        open: () => this.#state === 'open',
+        onProblem: (problem) => ledger.emit('spool', problem),
       })
-    const delivery: Delivery = new Delivery(
-      (this.#queue = new BatchQueue(opts.concurrency, (b): Promise<void> => delivery.run(b))),
-      this.#breaker,
-      this.#transport,
-      { encoding: opts.encoding, gzipLevel: opts.gzipLevel },
-      opts.retry,
-      {
-        sent: (e) => {
-          this.#sentEntries += e.entries
-          this.#sentBytes += e.bytes
-          this.#sentBatches++
-          this.#emit('sent', e)
-          if (this.#spool?.pending) this.#pump()
-        },
-        failed: (e) => {
-          this.#countFailure(e.status, e.error)
-          this.#emit('failed', e)
-        },
-        retry: (e) => {
-          this.#retries++
-          this.#emit('retry', e)
-        },
-        end: (batch, reason, error) => this.#end(batch, reason, error),
-        offload: (batch) => this.#toSpool(batch),
-      },
-      opts.spool?.breakerWaitMs,
-    )
+    this.#settlement = new Settlement({ queue, ledger, replay: this.#replay })
+    const delivery = new Delivery({
+      queue,
+      breaker: this.#breaker,
+      transport: this.#transport,
+      encoding,
+      retry: opts.retry,
+      settlement: this.#settlement,
+      ledger,
+      offloadAfterMs: opts.spool?.breakerWaitMs,
+    })
     this.#batcher = new Batcher(opts.batch, (cut: CutBatch) => {
-      this.#queue.enqueue(createBatch(cut.data, cut.entries, cut.bytes))
+      queue.enqueue(createBatch(cut.data, cut.entries, cut.bytes))
     })
     const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
     this.#defaultStream = defaults === undefined || isRefusal(defaults) ? undefined : this.#batcher.stream(defaults, true)
     // Always: besides flushOnExit and the spool, the 'exit' hook reports what the exit loses.
     registerExitFlush(this)
-    this.#pump()
-    if (this.#spool?.pending) this.#armReplay()
+    this.#replay?.start()
   }
 
   /**
@@ -244,19 +214,19 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   }
 
   #pushOne(e: LogEntry | undefined): boolean {
-    this.#pushed++
-    if (this.#state !== 'open') return this.#refuse('closed')
-    if (e === null || typeof e !== 'object') return this.#refuse('invalid_entry', 'entry', `expected an object with a string line, got ${show(e)}`)
-    if (typeof e.line !== 'string') return this.#refuse('invalid_entry', 'line', `expected a string, got ${show(e.line)}`)
+    this.#ledger.pushed++
+    if (this.#state !== 'open') return this.#ledger.refuse('closed')
+    if (e === null || typeof e !== 'object') return this.#ledger.refuse('invalid_entry', 'entry', `expected an object with a string line, got ${show(e)}`)
+    if (typeof e.line !== 'string') return this.#ledger.refuse('invalid_entry', 'line', `expected a string, got ${show(e.line)}`)
     const opts = this.#opts
 
     let line = e.line
     let lineBytes = Buffer.byteLength(line)
     if (lineBytes > opts.maxLineBytes) {
-      if (opts.oversizeLines === 'drop') return this.#refuse('line_too_long', 'line', `${lineBytes} bytes, over maxLineBytes (${opts.maxLineBytes})`)
+      if (opts.oversizeLines === 'drop') return this.#ledger.refuse('line_too_long', 'line', `${lineBytes} bytes, over maxLineBytes (${opts.maxLineBytes})`)
       line = truncateUtf8(line, opts.maxLineBytes)
       lineBytes = Buffer.byteLength(line)
-      this.#truncated++
+      this.#ledger.truncated++
     }
 
     const ts = this.#ts
@@ -265,17 +235,17 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       ts.ns = 0
       ts.precise = false
     } else if (!readTimestamp(e.timestamp, ts)) {
-      return this.#refuse('invalid_entry', 'timestamp', `expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got ${show(e.timestamp)}`)
+      return this.#ledger.refuse('invalid_entry', 'timestamp', `expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got ${show(e.timestamp)}`)
     }
 
     let meta: string[] | undefined
     let metaBytes = 0
     if (e.metadata !== undefined && e.metadata !== null) {
       if (typeof e.metadata !== 'object' || Array.isArray(e.metadata)) {
-        return this.#refuse('invalid_entry', 'metadata', `expected an object of name/value pairs, got ${show(e.metadata)}`)
+        return this.#ledger.refuse('invalid_entry', 'metadata', `expected an object of name/value pairs, got ${show(e.metadata)}`)
       }
       const m = this.#metadata(e.metadata)
-      if (m !== undefined && isRefusal(m)) return this.#refuse('invalid_labels', m.field, m.message)
+      if (m !== undefined && isRefusal(m)) return this.#ledger.refuse('invalid_labels', m.field, m.message)
       meta = m
       if (meta !== undefined) for (let i = 0; i < meta.length; i++) metaBytes += Buffer.byteLength(meta[i]!)
     }
@@ -283,7 +253,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     const labels = e.labels
     let stream: StreamBuffer | Refusal
     if (labels === undefined || labels === null) stream = this.#defaultStream ?? NO_LABELS_REFUSAL
-    else if (typeof labels !== 'object' || Array.isArray(labels)) return this.#refuse('invalid_labels', 'labels', `expected an object of name/value pairs, got ${show(labels)}`)
+    else if (typeof labels !== 'object' || Array.isArray(labels)) return this.#ledger.refuse('invalid_labels', 'labels', `expected an object of name/value pairs, got ${show(labels)}`)
     else stream = this.#streamFor(labels)
     if (isRefusal(stream)) {
       if (stream.message === NO_LABELS && !this.#warnedNoLabels) {
@@ -291,12 +261,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
         this.#warnedNoLabels = true
         warnNoLabels()
       }
-      return this.#refuse('invalid_labels', stream.field, stream.message)
+      return this.#ledger.refuse('invalid_labels', stream.field, stream.message)
     }
 
     const cost = lineBytes + metaBytes + ENTRY_OVERHEAD_BYTES
     if (this.#batcher.bytes + this.#queue.bytes + cost > opts.maxBufferBytes && !this.#makeRoom(cost)) {
-      return this.#refuse('buffer_full')
+      return this.#ledger.refuse('buffer_full')
     }
     this.#batcher.add(stream, ts, line, lineBytes, meta, cost)
     return true
@@ -320,23 +290,23 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
         }
         name = sanitizeLabelName(rawName)
         if (name === undefined) {
-          this.#metadataCut++
+          this.#ledger.metadata.cut++
           continue
         }
-        this.#metadataRenamed++
+        this.#ledger.metadata.renamed++
         renamed = true
       }
       if (renamed) {
         const at = pairIndex(out, name)
         if (at >= 0) {
           out[at + 1] = value
-          this.#metadataCut++
+          this.#ledger.metadata.cut++
           continue
         }
       }
       if (out.length >= MAX_METADATA_PAIRS * 2) {
         // Loki answers 400 to an entry over its limit: send the first 128 and count the rest.
-        this.#metadataCut++
+        this.#ledger.metadata.cut++
         continue
       }
       out.push(name, value)
@@ -388,12 +358,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   /** drop-oldest: evicts waiting batches, oldest first, until `cost` fits. */
   #makeRoom(cost: number): boolean {
     // With a spool, the oldest batches go to disk whatever the policy: nothing is lost.
-    if (this.#opts.overflow === 'drop-newest' && this.#spool === undefined) return false
+    if (this.#opts.overflow === 'drop-newest' && this.#replay === undefined) return false
     const limit = this.#opts.maxBufferBytes
     const fits = () => this.#batcher.bytes + this.#queue.bytes + cost <= limit
     for (let pass = 0; pass < 2; pass++) {
       for (const batch of this.#queue.evictable()) {
-        this.#end(batch, 'buffer_full')
+        this.#settlement.undelivered(batch, 'buffer_full')
         if (fits()) return true
       }
       // What is left to evict sits in the batcher: make it a batch so it can go the same way.
@@ -403,135 +373,12 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   }
 
   /**
-   * Ends a batch that has not been delivered: into the spool when the reason is one a later
-   * replay can fix and a spool is configured, otherwise dropped and counted under `reason`.
-   */
-  #end(batch: Batch, reason: DropReason, error?: LokiError): void {
-    if (batch.done) return
-    if (SPOOLABLE.has(reason) && this.#toSpool(batch)) return
-    if (!this.#queue.finish(batch)) return
-    BatchQueue.undelivered(batch)
-    batch.controller.abort(new LokiAbortError(`batch dropped: ${reason}`))
-    this.#countDrop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
-  }
-
-  /** Writes a batch to the spool and ends it there. False when there is no spool or it failed. */
-  #toSpool(batch: Batch): boolean {
-    const spool = this.#spool
-    if (spool === undefined || batch.done) return false
-    let body = batch.body
-    if (body === undefined) {
-      try {
-        if (batch.data === undefined) throw new Error('batch has neither entries nor a body')
-        body = encodeBodySync(batch.data, { encoding: this.#opts.encoding, gzipLevel: this.#opts.gzipLevel })
-      } catch (error) {
-        this.#spoolErrors++
-        this.#emit('spool', { reason: 'write_failed', error: new LokiError(ErrorCodes.ENCODE, 'could not encode a batch for the spool', { cause: error }) })
-        return false
-      }
-    }
-    if (!spool.write(body, batch.entries)) return false
-    this.#queue.finish(batch)
-    BatchQueue.undelivered(batch)
-    batch.controller.abort(new LokiAbortError('batch moved to the spool'))
-    this.#spoolWritten += batch.entries
-    this.#armReplay()
-    return true
-  }
-
-  /** Loads spooled batches for replay while there is room, Loki is reachable and intake is open. */
-  #pump(): void {
-    const spool = this.#spool
-    if (spool === undefined || this.#state !== 'open' || this.#breaker.state !== 'closed') return
-    const room = this.#opts.maxBufferBytes / 2
-    while (this.#batcher.bytes + this.#queue.bytes < room) if (!this.#replayNext(spool)) return
-  }
-
-  /** Queues the oldest spooled record for delivery; false when there is none. */
-  #replayNext(spool: Spool): boolean {
-    const record = spool.next()
-    if (record === undefined) return false
-    const batch = createBatch(undefined, record.entries, record.body.body.length)
-    batch.body = record.body
-    batch.onFinish = record.ack
-    this.#spoolLoaded += record.entries
-    this.#queue.enqueue(batch)
-    return true
-  }
-
-  /**
-   * Replay otherwise starts only on a delivery or the breaker closing, both of which need
-   * traffic: a client that logs nothing after Loki comes back would leave its spool for the next
-   * start. So while records wait and nothing is queued, one record is tried every breaker reset
-   * timeout (the backoff cap without a breaker), at most once a second. It waits for the breaker like any batch, which
-   * makes it the half-open probe; once Loki takes it, the 'sent' that follows replays the rest,
-   * and if Loki refuses it, it goes back to disk and the timer is armed again. One record at a
-   * time keeps a long outage from rereading and rewriting the whole spool.
-   */
-  #armReplay(): void {
-    if (this.#spool === undefined || this.#replayTimer !== undefined || this.#state !== 'open') return
-    const o = this.#opts
-    this.#replayTimer = setTimeout(() => {
-      this.#replayTimer = undefined
-      const spool = this.#spool!
-      if (this.#state !== 'open' || !spool.pending) return
-      // Batches under way lead to a 'sent' (and a replay) or back to disk (and a new timer); the
-      // timer is kept only for outcomes that do neither, such as a batch Loki rejected.
-      if (this.#queue.pending.size === 0) this.#replayNext(spool)
-      this.#armReplay()
-    }, Math.max(MIN_REPLAY_INTERVAL_MS, o.breaker === false ? o.retry.maxDelayMs : o.breaker.resetTimeoutMs))
-    // Spooled records are safe on disk: waiting for Loki must not keep the process alive.
-    this.#replayTimer.unref()
-  }
-
-  /** Refuses one entry; `field` and `message` say what was wrong with it, when something was. */
-  #refuse(reason: DropReason, field?: string, message?: string): false {
-    this.#dropped[reason]++
-    this.#dropped.total++
-    // The error is built only for someone who reads it: a flood of bad entries stays cheap.
-    if (this.listenerCount('drop') > 0) {
-      this.#emit('drop', field === undefined ? { reason, entries: 1 } : { reason, entries: 1, error: new LokiEntryError(field, message!) })
-    } else {
-      this.#warnings.note(reason, 1, field === undefined ? undefined : LokiEntryError.describe(field, message!))
-    }
-    return false
-  }
-
-  #countDrop(e: DropEvent): void {
-    this.#dropped[e.reason] += e.entries
-    this.#dropped.total += e.entries
-    if (this.listenerCount('drop') > 0) this.#emit('drop', e)
-    else this.#warnings.note(e.reason, e.entries, e.error?.message)
-  }
-
-  #countFailure(status: number | undefined, error: LokiError): void {
-    const f = this.#failed
-    f.total++
-    if (status === undefined) {
-      if (error.code === 'LOKI_REQUEST_TIMEOUT') f.timeout++
-      else f.network++
-    } else if (status === 429) f.status429++
-    else if (status >= 500) f.status5xx++
-    else f.status4xx++
-  }
-
-  #emit<K extends keyof LokiClientEvents>(name: K, ...args: LokiClientEvents[K]): void {
-    if (this.listenerCount(name) === 0) return
-    try {
-      ;(this.emit as (n: K, ...a: LokiClientEvents[K]) => boolean)(name, ...args)
-    } catch {
-      // A throwing listener must not break delivery or reach the host as an exception.
-      this.#listenerErrors++
-    }
-  }
-
-  /**
    * Resolves when every entry pushed before the call has been delivered or definitively
    * dropped, or when `timeoutMs` passes. Never rejects. While it waits the process stays alive.
    */
   async flush(options: FlushOptions = {}): Promise<FlushResult> {
-    const droppedBefore = this.#dropped.total
-    const spooledBefore = this.#spoolWritten
+    const droppedBefore = this.#ledger.dropped.total
+    const spooledBefore = this.#spooled
     this.#batcher.cut()
     const waiting = [...this.#queue.pending]
     let timedOut = false
@@ -551,8 +398,8 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
       ok: !timedOut && waiting.every((b) => b.undelivered === 0),
       timedOut,
       pendingEntries: this.#batcher.entries + this.#queue.entries,
-      droppedEntries: this.#dropped.total - droppedBefore,
-      spooledEntries: this.#spoolWritten - spooledBefore,
+      droppedEntries: this.#ledger.dropped.total - droppedBefore,
+      spooledEntries: this.#spooled - spooledBefore,
     }
   }
 
@@ -566,16 +413,16 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     if (this.#state === 'open') this.#state = 'closing'
     this.#closing = (async () => {
       const result = await this.flush({ timeoutMs: options.timeoutMs ?? this.#opts.closeTimeoutMs })
-      const droppedBefore = this.#dropped.total
-      const spooledBefore = this.#spoolWritten
+      const droppedBefore = this.#ledger.dropped.total
+      const spooledBefore = this.#spooled
       const graceful = this.#queue.pending.size === 0 && this.#batcher.entries === 0
       this.#abortAll('close_timeout')
       if (this.#state === 'closing') this.#state = 'closed'
       await this.#release(graceful)
       return {
         ...result,
-        droppedEntries: result.droppedEntries + this.#dropped.total - droppedBefore,
-        spooledEntries: result.spooledEntries + this.#spoolWritten - spooledBefore,
+        droppedEntries: result.droppedEntries + this.#ledger.dropped.total - droppedBefore,
+        spooledEntries: result.spooledEntries + this.#spooled - spooledBefore,
       }
     })()
     return this.#closing
@@ -592,17 +439,20 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
 
   #abortAll(reason: DropReason): void {
     const cleared = this.#batcher.clear()
-    if (cleared.entries > 0) this.#countDrop({ reason, entries: cleared.entries })
-    for (const batch of [...this.#queue.pending]) this.#end(batch, reason)
+    if (cleared.entries > 0) this.#ledger.drop({ reason, entries: cleared.entries })
+    for (const batch of [...this.#queue.pending]) this.#settlement.undelivered(batch, reason)
+  }
+
+  /** Entries written to the spool so far. */
+  get #spooled(): number {
+    return this.#replay?.written ?? 0
   }
 
   async #release(graceful: boolean): Promise<void> {
-    clearTimeout(this.#replayTimer)
-    this.#replayTimer = undefined
-    this.#warnings.flush(false)
+    this.#replay?.stop()
+    this.#ledger.flushWarnings(false)
     unregisterExitFlush(this)
     this.#breaker.shutdown()
-    this.#spool?.close()
     try {
       if (graceful) await this.#transport.close()
       else await this.#transport.destroy()
@@ -625,15 +475,14 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    */
   onExit(): void {
     if (this.#state === 'destroyed') return
-    const spool = this.#spool
-    if (spool !== undefined) {
+    const replay = this.#replay
+    if (replay !== undefined) {
       this.#batcher.cut()
-      for (const batch of [...this.#queue.pending]) this.#toSpool(batch)
-      spool.sync()
-      spool.close()
+      for (const batch of [...this.#queue.pending]) this.#settlement.toSpool(batch)
+      replay.exit()
     }
     this.#abortAll('exit')
-    this.#warnings.flush(true)
+    this.#ledger.flushWarnings(true)
   }
 
   /** The limits this client runs with, defaults filled in. */
@@ -654,22 +503,24 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
 
   stats(): LokiClientStats {
     const q = this.#queue
+    const l = this.#ledger
+    const r = this.#replay
     return {
-      pushed: this.#pushed,
-      sent: { entries: this.#sentEntries, bytes: this.#sentBytes, batches: this.#sentBatches },
-      dropped: { ...this.#dropped },
-      truncated: this.#truncated,
-      metadata: { renamed: this.#metadataRenamed, cut: this.#metadataCut },
-      retries: this.#retries,
-      failedRequests: { ...this.#failed },
+      pushed: l.pushed,
+      sent: { ...l.sent },
+      dropped: { ...l.dropped },
+      truncated: l.truncated,
+      metadata: { ...l.metadata },
+      retries: l.retries,
+      failedRequests: { ...l.failed },
       inFlight: { requests: q.inFlightRequests, entries: q.inFlightEntries },
       buffered: { entries: this.#batcher.entries + q.entries - q.inFlightEntries, bytes: this.#batcher.bytes + q.bytes - q.inFlightBytes },
       bufferUsedBytes: this.bufferUsedBytes,
       breaker: this.#breaker.state,
       connections: this.#transport.connections,
       abandonedBodies: this.#transport.abandonedBodies,
-      listenerErrors: this.#listenerErrors,
-      spool: { bytes: this.#spool?.bytes ?? 0, written: this.#spoolWritten, loaded: this.#spoolLoaded, errors: this.#spoolErrors },
+      listenerErrors: l.listenerErrors,
+      spool: { bytes: r?.bytes ?? 0, written: r?.written ?? 0, loaded: r?.loaded ?? 0, errors: r?.errors ?? 0 },
       state: this.#state,
     }
   }

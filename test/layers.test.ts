@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { expect, it } from 'vitest'
@@ -55,4 +55,35 @@ it.each(BUILT)('built %s loads no chunk of lokiwire/testing', (entry) => {
     // Names only the testing module defines: bundling keeps them, wherever its code lands.
     expect(/\bfunction (decodePushRequest|decodeJsonPush|createLokiTestServer)\b/.test(src), `${file} holds testing code`).toBe(false)
   }
+})
+
+/** The shipped library's sources: everything but the test receiver and the CLI. */
+function librarySources(): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue
+    const file = relative(root, join(entry.parentPath, entry.name))
+    if (file.startsWith('src/testing/') || file.startsWith('src/cli/')) continue
+    out.push([file, readFileSync(join(root, file), 'utf8')])
+  }
+  expect(out.length).toBeGreaterThan(20)
+  return out
+}
+
+function offenders(pattern: RegExp, allowed: readonly string[]): string[] {
+  return librarySources().flatMap(([file, src]) =>
+    allowed.includes(file) ? [] : src.split('\n').flatMap((line, i) => (pattern.test(line) ? [`${file}:${i + 1}: ${line.trim()}`] : [])),
+  )
+}
+
+it('nothing above the transport reads an HTTP status: SendResult carries the failure class', () => {
+  expect(offenders(/\bstatus(Code)?\s*(===|!==|==|!=|>=|<=|<|>)\s*\d/, ['src/transport.ts'])).toEqual([])
+})
+
+it('error codes are named through ErrorCodes, never spelled as literals outside errors.ts', () => {
+  expect(offenders(/['"`]LOKI_[A-Z_]+['"`]/, ['src/errors.ts'])).toEqual([])
+})
+
+it('the settlement is the one owner of the end of a batch: nothing else finishes one', () => {
+  expect(offenders(/\.finish\(/, ['src/settlement.ts'])).toEqual([])
 })
