@@ -5,7 +5,6 @@ import { channels } from './diagnostics.js'
 import type { EncodedBody } from './encode/index.js'
 import { ErrorCodes, LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
-import { parseRetryAfter } from './retry.js'
 import { VERSION } from './version.js'
 
 /**
@@ -203,6 +202,21 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
     error: new LokiNetworkError(`request failed: ${describeError(err, code)}`, err),
     retryAfterMs: undefined,
   }
+}
+
+/**
+ * `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or
+ * unparseable. Never negative.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
+  if (Array.isArray(value)) value = value[0]
+  if (value === undefined) return undefined
+  const v = value.trim()
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  if (/^\d+\.\d+$/.test(v)) return Math.ceil(Number(v) * 1000)
+  const at = Date.parse(v)
+  if (Number.isNaN(at)) return undefined
+  return Math.max(0, at - now)
 }
 
 /** The class of an answer that was not a success. 260 stored nothing: it counts as refused, with 4xx. */
