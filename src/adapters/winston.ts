@@ -7,12 +7,13 @@
 import { createRequire } from 'node:module'
 import type TransportStreamType from 'winston-transport'
 import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../mapping.js'
 import type { LokiClientOptions } from '../options.js'
-import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
+import { keysOf } from '../validate.js'
 import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
 import { RoomGate } from './room.js'
 
-export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
+export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../mapping.js'
 export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
 export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
 export type { LokiClient } from '../client.js'
@@ -61,7 +62,14 @@ export interface LokiTransportOptions extends LokiClientOptions, RecordMappingOp
 /** How often log() asks the client whether its buffer is full: once per run of records is enough. */
 const ROOM_CHECK_EVERY = 64
 
-const TRANSPORT_KEYS: readonly string[] = ['level', 'format', 'silent', 'handleExceptions', 'handleRejections']
+/** winston's own transport options, handed to winston-transport. */
+const TRANSPORT_KEYS = keysOf<Omit<LokiTransportOptions, keyof LokiClientOptions | keyof RecordMappingOptions>>()({
+  level: true,
+  format: true,
+  silent: true,
+  handleExceptions: true,
+  handleRejections: true,
+})
 
 /** A winston info object: string keys for fields, triple-beam symbols for level and output. */
 type Info = Record<string | symbol, unknown>
@@ -86,14 +94,15 @@ export class LokiTransport extends TransportStream {
 
   constructor(options: LokiTransportOptions) {
     const { client, adapter } = splitOptions(options, [...MAPPING_KEYS, ...TRANSPORT_KEYS])
-    const mapping = resolveMapping(adapter, 'level')
+    const mapping = resolveMapping(adapter)
     requireStream(client, mapping.levelAs)
     const transportOptions: TransportStreamType.TransportStreamOptions = {}
     for (const key of TRANSPORT_KEYS) {
       if (adapter[key] !== undefined) (transportOptions as Record<string, unknown>)[key] = adapter[key]
     }
     super(transportOptions)
-    this.#mapper = new RecordMapper(mapping, 'level')
+    // winston sets no level table: its levels are names. Its `timestamp` format writes `timestamp`.
+    this.#mapper = new RecordMapper(mapping, { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() })
     this.client = new LokiClient(client)
     this.#reporter = new Reporter(this.client, {
       stderr: mapping.onFailure === 'stderr',
@@ -104,19 +113,8 @@ export class LokiTransport extends TransportStream {
   }
 
   override log(info: Info, next: () => void): void {
-    const raw = info[LEVEL] ?? info.level
     const serialized = info[MESSAGE]
-    this.client.push(
-      this.#mapper.map(
-        info as Record<string, unknown>,
-        {
-          level: typeof raw === 'string' ? raw : undefined,
-          serialized: typeof serialized === 'string' ? serialized : undefined,
-          time: info.timestamp,
-        },
-        'message',
-      ),
-    )
+    this.client.push(this.#mapper.map(info as Record<string, unknown>, typeof serialized === 'string' ? serialized : undefined, info[LEVEL] ?? info.level))
     if (this.listenerCount('logged') > 0) this.emit('logged', info)
     // Holding `next` pauses winston's pipe while the client's buffer is full and Loki is
     // accepting: a burst then waits in the logger instead of being refused (see RoomGate).
