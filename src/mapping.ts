@@ -55,8 +55,9 @@ export interface RecordMappingOptions {
   /**
    * Where the adapter prints its own reports of lost entries (a summary a second at most) and of
    * the circuit breaker opening and closing: stderr, or nowhere. The same reports are events
-   * either way ('lokiwire:drop' / 'lokiwire:breaker' on the pino stream, or on pino's transport
-   * stream in the main thread; 'warn' on the winston transport), and every loss is counted in
+   * either way, 'lokiwire:drop' and 'lokiwire:breaker' (on the pino stream, or on pino's
+   * transport stream in the main thread; on the winston transport, which also emits them as
+   * 'warn' for the logger to pass on), and every loss is counted in
    * `client.stats()`. They never go through the logger being shipped: a failing Loki must not
    * feed reports of its failure back into the pipeline that is failing. @default 'stderr'
    */

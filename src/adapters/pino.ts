@@ -25,11 +25,11 @@ import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions
 import { LineSplitter } from '../ndjson.js'
 import { resolveOptions, type LokiClientOptions } from '../options.js'
 import { isObject, keysOf } from '../validate.js'
-import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+import { Reporter, type LokiAdapterEvents, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
 import { RoomGate } from './room.js'
 
 export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../mapping.js'
-export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
+export type { LokiAdapterEvents, LokiBreakerNotice, LokiDropSummary } from './report.js'
 export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
 export type { LokiClient } from '../client.js'
 
@@ -51,11 +51,7 @@ export interface LokiPinoOptions extends LokiClientOptions, RecordMappingOptions
 }
 
 /** Events of the in-process stream; the worker transport emits the same on pino's transport stream. */
-export interface LokiPinoStreamEvents {
-  /** Entries were lost (at most one summary a second). */
-  'lokiwire:drop': [LokiDropSummary]
-  /** The circuit breaker opened (Loki failing, entries held) or closed again. */
-  'lokiwire:breaker': [LokiBreakerNotice]
+export interface LokiPinoStreamEvents extends LokiAdapterEvents {
   /** pino's configuration message; handled internally. */
   message: [unknown]
 }
@@ -232,7 +228,7 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
     })
   }
 
-  #emit<K extends 'lokiwire:drop' | 'lokiwire:breaker'>(name: K, ...args: LokiPinoStreamEvents[K]): void {
+  #emit<K extends keyof LokiAdapterEvents>(name: K, ...args: LokiPinoStreamEvents[K]): void {
     ;(this.emit as (n: K, ...a: LokiPinoStreamEvents[K]) => boolean)(name, ...args)
   }
 

@@ -10,11 +10,11 @@ import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
 import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../mapping.js'
 import type { LokiClientOptions } from '../options.js'
 import { keysOf } from '../validate.js'
-import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+import { Reporter, type LokiAdapterEvents } from './report.js'
 import { RoomGate } from './room.js'
 
 export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../mapping.js'
-export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
+export type { LokiAdapterEvents, LokiBreakerNotice, LokiDropSummary } from './report.js'
 export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
 export type { LokiClient } from '../client.js'
 
@@ -81,7 +81,9 @@ type Info = Record<string | symbol, unknown>
  *
  * End with `logger.end()` and wait for the logger's (or this transport's) 'finish': it fires
  * once every line was delivered or definitively dropped, within `closeTimeoutMs`. Problems are
- * reported as 'warn' events (never 'error') and counted in `transport.client.stats()`.
+ * reported as 'lokiwire:drop' and 'lokiwire:breaker' events, as the pino adapter reports them,
+ * and as 'warn' (never 'error') for the logger to pass on; all are counted in
+ * `transport.client.stats()`.
  */
 export class LokiTransport extends TransportStream {
   /** The client shipping the lines: `stats()`, and 'sent' / 'failed' / 'retry' / 'drop' / 'breaker' events. */
@@ -106,10 +108,19 @@ export class LokiTransport extends TransportStream {
     this.client = new LokiClient(client)
     this.#reporter = new Reporter(this.client, {
       stderr: mapping.onFailure === 'stderr',
-      onDrop: (s: LokiDropSummary) => this.emit('warn', s),
-      onBreaker: (n: LokiBreakerNotice) => this.emit('warn', n),
+      onDrop: (s) => this.#report('lokiwire:drop', s),
+      onBreaker: (n) => this.#report('lokiwire:breaker', n),
     })
     this.#gate = new RoomGate(this.client)
+  }
+
+  /**
+   * The adapters' event, and 'warn' with the same payload: a winston logger passes on only
+   * 'warn' and 'error' from its transports, and 'error' would crash a logger nobody listens to.
+   */
+  #report<K extends keyof LokiAdapterEvents>(name: K, ...args: LokiAdapterEvents[K]): void {
+    this.emit(name, ...args)
+    this.emit('warn', ...args)
   }
 
   override log(info: Info, next: () => void): void {
