@@ -304,6 +304,14 @@ describe("lokiStream: lines in pino's default form are read from their head", ()
     }
   })
 
+  it("a line that is not a JSON object is shipped as written under line: 'rest' and 'message' too", () => {
+    const lines = ['plain text', '{"level":30,"time":1700000000000,"msg":"cut sho', '[1,2]']
+    for (const line of ['rest', 'message'] as const) {
+      const { entries } = mapLines(open({ line, labelsFrom: ['service'] }), lines)
+      expect(entries.map((e) => (e as LogEntry).line), line).toEqual(lines)
+    }
+  })
+
   it("a line JSON.parse refuses keeps the level and time of pino's head, read from the head or not", () => {
     const lines = ['{"level":30,"time":1700000000000,"msg":"x",}', '{"level":30,"time":1700000000000,"cut":{"after":"this"}']
     const fast = mapLines(open(), lines).entries
