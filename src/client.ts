@@ -5,7 +5,7 @@ import { Delivery } from './delivery.js'
 import { encodeBodySync } from './encode/index.js'
 import { LokiAbortError, LokiEntryError, LokiError, ErrorCodes } from './errors.js'
 import type { DropEvent, LokiClientEvents, SpoolEvent } from './events.js'
-import { registerExitFlush, unregisterExitFlush } from './exit.js'
+import { registerExitFlush, unregisterExitFlush, type ExitHooks } from './exit.js'
 import { isLabelName, isRefusal, labelNameProblem, NO_LABELS, resolveLabels, sanitizeLabelName, truncateUtf8, type Refusal, type ResolvedStream } from './labels.js'
 import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
@@ -225,7 +225,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     const defaults = Object.keys(opts.labels).length > 0 ? resolveLabels(opts.labels, {}, 'drop') : undefined
     this.#defaultStream = defaults === undefined || isRefusal(defaults) ? undefined : this.#batcher.stream(defaults, true)
     // Always: besides flushOnExit and the spool, the 'exit' hook reports what the exit loses.
-    registerExitFlush(this)
+    registerExitFlush(this.#exitHooks)
     this.#pump()
     if (this.#spool?.pending) this.#armReplay()
   }
@@ -600,7 +600,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     clearTimeout(this.#replayTimer)
     this.#replayTimer = undefined
     this.#warnings.flush(false)
-    unregisterExitFlush(this)
+    unregisterExitFlush(this.#exitHooks)
     this.#breaker.shutdown()
     this.#spool?.close()
     try {
@@ -611,19 +611,22 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     }
   }
 
-  /** @internal Natural exit with entries still buffered: deliver them within closeTimeoutMs. */
-  onBeforeExit(): void {
+  /** This client's share of the process's exit listeners (src/exit.ts); not part of the public class. */
+  readonly #exitHooks: ExitHooks = { beforeExit: () => this.#onBeforeExit(), exit: () => this.#onExit() }
+
+  /** Natural exit with entries still buffered: deliver them within closeTimeoutMs. */
+  #onBeforeExit(): void {
     if (this.#opts.flushOnExit && this.#state === 'open' && this.#batcher.entries + this.#queue.entries > 0) void this.close()
   }
 
   /**
-   * @internal The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
+   * The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
    * only synchronous work runs now. With a spool, everything not yet delivered, requests in
    * flight included, is written to disk; a replay resends it and Loki drops any duplicates.
    * What is left (no spool, or a write that failed) is counted as dropped (`exit`), and drops
    * not yet reported by a warning are reported now.
    */
-  onExit(): void {
+  #onExit(): void {
     if (this.#state === 'destroyed') return
     const spool = this.#spool
     if (spool !== undefined) {
