@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { LokiOptionError } from '../errors.js'
+import type { LokiOptionError } from '../errors.js'
 import type { LokiClientOptions, TlsOptions } from '../options.js'
 
 /** A mistake on the command line: reported as one line on stderr with exit code 2. */
