@@ -23,8 +23,9 @@ const logger = winston.createLogger({
   transports: [new winston.transports.Console({ format: winston.format.simple(), level: 'warn' }), loki],
 })
 
-// lokiwire reports through 'warn' (never 'error', which would crash a logger nobody listens
-// to). Print it; logging it through this same logger would feed Loki's trouble back into Loki.
+// lokiwire reports through 'lokiwire:drop' and 'lokiwire:breaker' on the transport (as on the
+// pino stream), and 'warn' on the logger (never 'error', which would crash a logger nobody
+// listens to). Print it; logging it through this same logger would feed Loki's trouble back into Loki.
 logger.on('warn', (w: LokiDropSummary | LokiBreakerNotice) => console.error(w.message))
 
 for (let i = 0; i < 100; i++) {

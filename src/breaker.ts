@@ -102,8 +102,9 @@ export class Breaker {
       if (err instanceof Tripped) return err.result
       const code = (err as { code?: unknown }).code
       if (code === 'EOPENBREAKER' || code === 'ESHUTDOWN') return { kind: 'refused' }
-      // Not Loki's fault and not retryable: report it rather than throw into the pipeline.
-      return { kind: 'failure', status: undefined, error: new LokiError(ErrorCodes.INTERNAL, 'circuit breaker failed', { cause: err }) }
+      // Not Loki's fault and not retryable: report it rather than throw into the pipeline. No
+      // answer came back, so it counts where failures without one do.
+      return { kind: 'failure', status: undefined, failure: 'network', error: new LokiError(ErrorCodes.INTERNAL, 'circuit breaker failed', { cause: err }) }
     }
   }
 

@@ -1,21 +1,25 @@
 import type { Breaker } from './breaker.js'
-import { encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from './encode/index.js'
+import { batchOfBody, encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from './encode/index.js'
 import { ErrorCodes, LokiError } from './errors.js'
-import type { FailedEvent, RetryEvent, SentEvent } from './events.js'
+import type { Ledger } from './ledger.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
 import { attemptTimeout, decideRetry, type RetryPolicy } from './retry.js'
-import { entriesOfBody } from './spool.js'
-import type { Transport } from './transport.js'
+import type { Settlement } from './settlement.js'
+import type { SendResult, Transport } from './transport.js'
 import type { DropReason } from './types.js'
 
-export interface DeliveryHooks {
-  sent(e: SentEvent): void
-  failed(e: FailedEvent): void
-  retry(e: RetryEvent): void
-  /** Ends an undelivered batch: to the spool when that helps and one is configured, else dropped. */
-  end(batch: Batch, reason: DropReason, error?: LokiError): void
-  /** Moves a batch that waits on an open breaker to the spool; false when there is none or it failed. */
-  offload(batch: Batch): boolean
+export interface DeliveryOptions {
+  queue: BatchQueue
+  breaker: Breaker
+  transport: Transport
+  encoding: EncodeOptions
+  retry: RetryPolicy
+  /** Where every batch ends: delivered, spooled or dropped. */
+  settlement: Settlement
+  /** Counts and reports each failed attempt and each retry. */
+  ledger: Ledger
+  /** Breaker wait after which a batch is offered to the spool; undefined without one. */
+  offloadAfterMs: number | undefined
 }
 
 /** Resolves after `ms`, or early when `signal` aborts. The timer never keeps the process alive. */
@@ -34,21 +38,17 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 /**
- * Drives one batch to a final outcome: delivered, or dropped with a reason. Runs inside a
+ * Drives one batch through its attempts (breaker, encoding, the transport's verdict, backoff,
+ * the 413 split) until the settlement ends it: delivered, spooled or dropped. Runs inside a
  * p-queue slot, so at most `concurrency` batches are here at once; a batch in backoff keeps its
  * slot, which is the back-pressure that stops a struggling Loki from being flooded.
  */
 export class Delivery {
-  constructor(
-    private readonly queue: BatchQueue,
-    private readonly breaker: Breaker,
-    private readonly transport: Transport,
-    private readonly encoding: EncodeOptions,
-    private readonly policy: RetryPolicy,
-    private readonly hooks: DeliveryHooks,
-    /** Breaker wait after which a batch is offered to the spool; undefined without one. */
-    private readonly offloadAfterMs: number | undefined,
-  ) {}
+  readonly #o: DeliveryOptions
+
+  constructor(options: DeliveryOptions) {
+    this.#o = options
+  }
 
   /** Never rejects. */
   readonly run = async (batch: Batch): Promise<void> => {
@@ -60,7 +60,12 @@ export class Delivery {
   }
 
   #drop(batch: Batch, reason: DropReason, error?: LokiError): void {
-    this.hooks.end(batch, reason, error)
+    this.#o.settlement.undelivered(batch, reason, error)
+  }
+
+  #failed(batch: Batch, attempt: number, result: Exclude<SendResult, { kind: 'success' | 'aborted' }>, willRetry: boolean): void {
+    const e = { batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry }
+    this.#o.ledger.attemptFailed(e, result.failure)
   }
 
   /**
@@ -68,37 +73,39 @@ export class Delivery {
    * disk so a long outage holds memory for only the newest batches.
    */
   async #awaitBreaker(batch: Batch): Promise<void> {
+    const { breaker, offloadAfterMs } = this.#o
     const signal = batch.controller.signal
-    if (this.offloadAfterMs === undefined) return this.breaker.waitUntilReady(signal)
+    if (offloadAfterMs === undefined) return breaker.waitUntilReady(signal)
     const waited = new AbortController()
-    const timer = setTimeout(() => waited.abort(), this.offloadAfterMs)
+    const timer = setTimeout(() => waited.abort(), offloadAfterMs)
     timer.unref()
     const onAbort = () => waited.abort()
     signal.addEventListener('abort', onAbort, { once: true })
     try {
-      await this.breaker.waitUntilReady(waited.signal)
+      await breaker.waitUntilReady(waited.signal)
     } finally {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
     }
-    if (!batch.done && !this.breaker.ready && !signal.aborted) {
+    if (!batch.done && !breaker.ready && !signal.aborted) {
       // Still open: off to disk if possible; otherwise keep waiting (never dropped for this).
-      if (!this.hooks.offload(batch)) await this.breaker.waitUntilReady(signal)
+      if (!this.#o.settlement.toSpool(batch)) await breaker.waitUntilReady(signal)
     }
   }
 
   async #deliver(batch: Batch): Promise<void> {
+    const { queue, breaker, transport, retry: policy, settlement, ledger } = this.#o
     const signal = batch.controller.signal
     for (;;) {
       if (batch.done) return
-      if (!this.breaker.ready) {
+      if (!breaker.ready) {
         await this.#awaitBreaker(batch)
         continue
       }
       if (batch.body === undefined) {
         try {
           if (batch.data === undefined) throw new Error('batch has neither entries nor a body')
-          batch.body = await encodeBody(batch.data, this.encoding)
+          batch.body = await encodeBody(batch.data, this.#o.encoding)
         } catch (err) {
           this.#drop(batch, 'encode_error', new LokiError(ErrorCodes.ENCODE, 'could not encode the batch', { cause: err }))
           return
@@ -108,14 +115,14 @@ export class Delivery {
 
       const attempt = batch.attempts + 1
       const started = performance.now()
-      this.queue.setSending(batch, true)
+      queue.setSending(batch, true)
       const body = batch.body
       // The budget is a deadline: the attempt may use only what is left of it.
-      const timeoutMs = attemptTimeout(this.policy, this.transport.requestTimeoutMs, batch.spentMs)
-      const result = await this.breaker.run(() =>
-        this.transport.send(body, signal, { batchId: batch.id, attempt, entries: batch.entries, timeoutMs }),
+      const timeoutMs = attemptTimeout(policy, transport.requestTimeoutMs, batch.spentMs)
+      const result = await breaker.run(() =>
+        transport.send(body, signal, { batchId: batch.id, attempt, entries: batch.entries, timeoutMs }),
       )
-      this.queue.setSending(batch, false)
+      queue.setSending(batch, false)
       if (batch.done) return // destroyed, evicted or timed out by close() meanwhile: already counted
       if (result.kind === 'refused') continue // the breaker opened under us; not an attempt
       batch.attempts = attempt
@@ -124,38 +131,36 @@ export class Delivery {
 
       switch (result.kind) {
         case 'success':
-          if (this.queue.finish(batch)) {
-            this.hooks.sent({ batchId: batch.id, entries: batch.entries, bytes: body.body.length, status: result.status, attempt, durationMs })
-          }
+          settlement.delivered(batch, { batchId: batch.id, entries: batch.entries, bytes: body.body.length, status: result.status, attempt, durationMs })
           return
         case 'blocked':
-          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: false })
+          this.#failed(batch, attempt, result, false)
           this.#drop(batch, 'blocked', result.error)
           return
         case 'failure':
-          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: false })
+          this.#failed(batch, attempt, result, false)
           this.#drop(batch, 'rejected', result.error)
           return
         case 'aborted':
           // Only the batch's own signal aborts; whoever aborted it has counted it.
           return
         case 'too_large':
-          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: batch.entries > 1 })
+          this.#failed(batch, attempt, result, batch.entries > 1)
           {
-            // A replayed batch has only its wire bytes: decode them to split it.
-            const data = batch.entries <= 1 ? undefined : (batch.data ?? entriesOfBody(body))
+            // A replayed batch has only its wire bytes: read its entries back to split it.
+            const data = batch.entries <= 1 ? undefined : (batch.data ?? batchOfBody(body))
             if (data === undefined) this.#drop(batch, 'too_large', result.error)
             else await this.#split(batch, data)
           }
           return
         case 'retryable': {
-          const decision = decideRetry(this.policy, attempt, batch.spentMs, result.retryAfterMs)
-          this.hooks.failed({ batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry: decision.retry })
+          const decision = decideRetry(policy, attempt, batch.spentMs, result.retryAfterMs)
+          this.#failed(batch, attempt, result, decision.retry)
           if (!decision.retry) {
             this.#drop(batch, 'retries_exhausted', result.error)
             return
           }
-          this.hooks.retry({ batchId: batch.id, entries: batch.entries, attempt: attempt + 1, delayMs: decision.delayMs, error: result.error })
+          ledger.retry({ batchId: batch.id, entries: batch.entries, attempt: attempt + 1, delayMs: decision.delayMs, error: result.error })
           await sleep(decision.delayMs, signal)
           batch.spentMs += decision.delayMs
         }
@@ -172,10 +177,7 @@ export class Delivery {
     const children = halveBatch(data).map((half) =>
       createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length), parent),
     )
-    const waiters = parent.waiters
-    parent.waiters = undefined
-    for (const child of children) this.queue.track(child)
-    this.queue.finish(parent)
+    const release = this.#o.settlement.split(parent, children)
     const onParentAbort = () => {
       for (const c of children) c.controller.abort(parent.controller.signal.reason)
     }
@@ -184,7 +186,7 @@ export class Delivery {
       for (const child of children) await this.run(child)
     } finally {
       parent.controller.signal.removeEventListener('abort', onParentAbort)
-      if (waiters !== undefined) for (const w of waiters) w()
+      release()
     }
   }
 }

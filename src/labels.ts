@@ -35,6 +35,46 @@ export function selectorOf(labels: Readonly<Record<string, string>>): string {
   return out + '}'
 }
 
+const UNESCAPE: Readonly<Record<string, string>> = { '\\': '\\', '"': '"', n: '\n' }
+
+/**
+ * The labels of a selector selectorOf() wrote: its inverse, kept beside it so the format lives in
+ * one place. Reads only that format (names unquoted, values quoted with `\\`, `\"` and `\n`
+ * escaped, pairs joined by `, `); undefined for anything else.
+ */
+export function labelsOfSelector(selector: string): Record<string, string> | undefined {
+  if (selector[0] !== '{' || selector[selector.length - 1] !== '}') return undefined
+  const labels: Record<string, string> = {}
+  let i = 1
+  const end = selector.length - 1
+  while (i < end) {
+    const eq = selector.indexOf('="', i)
+    if (eq < 0) return undefined
+    const name = selector.slice(i, eq)
+    if (!LABEL_NAME_RE.test(name)) return undefined
+    let value = ''
+    for (i = eq + 2; ; i++) {
+      if (i >= end) return undefined
+      const c = selector[i]!
+      if (c === '"') break
+      if (c === '\\') {
+        const u = UNESCAPE[selector[++i]!]
+        if (u === undefined) return undefined
+        value += u
+      } else {
+        value += c
+      }
+    }
+    labels[name] = value
+    i++
+    if (i < end) {
+      if (selector[i] !== ',' || selector[i + 1] !== ' ') return undefined
+      i += 2
+    }
+  }
+  return labels
+}
+
 /** Cuts a string to at most `maxBytes` UTF-8 bytes without splitting a character. */
 export function truncateUtf8(s: string, maxBytes: number): string {
   if (s.length <= maxBytes / 3 || Buffer.byteLength(s) <= maxBytes) return s

@@ -3,6 +3,7 @@ import { LokiOptionError, ErrorCodes } from './errors.js'
 import { labelProblem, MAX_LABELS, type InvalidLabelsPolicy } from './labels.js'
 import type { Encoding } from './encode/index.js'
 import type { SpoolOptions } from './spool.js'
+import { bool, describe, int, isObject, keysOf, oneOf } from './validate.js'
 
 /** Batching limits. A batch is cut when any one of them is reached. */
 export interface BatchOptions {
@@ -159,43 +160,20 @@ export interface ResolvedOptions {
   spool: Required<SpoolOptions> | undefined
 }
 
-const KNOWN = new Set([
-  'url', 'labels', 'tenant', 'basicAuth', 'bearerToken', 'headers', 'tls', 'encoding', 'gzip',
-  'batch', 'maxBufferBytes', 'overflow', 'concurrency', 'requestTimeoutMs', 'connectTimeoutMs',
-  'keepAliveTimeoutMs', 'retry', 'breaker', 'maxLineBytes', 'oversizeLines', 'invalidLabels',
-  'closeTimeoutMs', 'flushOnExit', 'spool',
-])
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
-
-function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 64 ? `${v.slice(0, 64)}...` : v)
-  if (typeof v === 'bigint') return `${v}n`
-  if (v === null || typeof v !== 'object') return String(v)
-  return Array.isArray(v) ? 'an array' : 'an object'
-}
-
-function int(name: string, v: unknown, def: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (v === undefined) return def
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new LokiOptionError(name, `expected an integer from ${min} to ${max}, got ${describe(v)}`)
-  }
-  return v
-}
-
-function oneOf<T extends string>(name: string, v: unknown, def: T, allowed: readonly T[]): T {
-  if (v === undefined) return def
-  if (typeof v !== 'string' || !allowed.includes(v as T)) {
-    throw new LokiOptionError(name, `expected one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(v)}`)
-  }
-  return v as T
-}
-
-function bool(name: string, v: unknown, def: boolean): boolean {
-  if (v === undefined) return def
-  if (typeof v !== 'boolean') throw new LokiOptionError(name, `expected a boolean, got ${describe(v)}`)
-  return v
-}
+/** Every client option: the options readers take these out and leave the rest to the client. */
+export const CLIENT_KEYS = keysOf<LokiClientOptions>()({
+  url: true, labels: true, tenant: true, basicAuth: true, bearerToken: true, headers: true, tls: true, encoding: true,
+  gzip: true, batch: true, maxBufferBytes: true, overflow: true, concurrency: true, requestTimeoutMs: true,
+  connectTimeoutMs: true, keepAliveTimeoutMs: true, retry: true, breaker: true, maxLineBytes: true,
+  oversizeLines: true, invalidLabels: true, closeTimeoutMs: true, flushOnExit: true, spool: true,
+})
+const KNOWN: ReadonlySet<string> = new Set(CLIENT_KEYS)
+const BATCH_KEYS = keysOf<BatchOptions>()({ maxEntries: true, maxBytes: true, maxWaitMs: true })
+const RETRY_KEYS = keysOf<RetryOptions>()({ maxAttempts: true, minDelayMs: true, maxDelayMs: true, budgetMs: true, maxRetryAfterMs: true })
+const BREAKER_KEYS = keysOf<BreakerOptions>()({ errorThresholdPercentage: true, volumeThreshold: true, resetTimeoutMs: true, rollingWindowMs: true })
+const TLS_KEYS = keysOf<TlsOptions>()({ ca: true, cert: true, key: true, passphrase: true, servername: true, rejectUnauthorized: true })
+const SPOOL_KEYS = keysOf<SpoolOptions>()({ dir: true, maxBytes: true, breakerWaitMs: true })
+const BASIC_AUTH_KEYS = keysOf<NonNullable<LokiClientOptions['basicAuth']>>()({ username: true, password: true })
 
 function section(name: string, v: unknown, keys: readonly string[]): Record<string, unknown> {
   if (v === undefined) return {}
@@ -284,7 +262,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (auths > 1) throw new LokiOptionError('basicAuth', 'use only one of basicAuth, bearerToken and credentials in the URL')
   let basic = url.userinfo
   if (o.basicAuth !== undefined) {
-    const b = section('basicAuth', o.basicAuth, ['username', 'password'])
+    const b = section('basicAuth', o.basicAuth, BASIC_AUTH_KEYS)
     if (typeof b.username !== 'string' || typeof b.password !== 'string') {
       throw new LokiOptionError('basicAuth', 'expected { username: string, password: string }')
     }
@@ -298,7 +276,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
 
   let tls: TlsOptions | undefined
   if (o.tls !== undefined) {
-    const t = section('tls', o.tls, ['ca', 'cert', 'key', 'passphrase', 'servername', 'rejectUnauthorized'])
+    const t = section('tls', o.tls, TLS_KEYS)
     bool('tls.rejectUnauthorized', t.rejectUnauthorized, true)
     tls = t as TlsOptions
   }
@@ -309,7 +287,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   else if (typeof o.gzip === 'number') gzipLevel = int('gzip', o.gzip, 1, 1, 9)
   else if (o.gzip !== undefined && o.gzip !== true) throw new LokiOptionError('gzip', `expected a boolean or a level 1-9, got ${describe(o.gzip)}`)
 
-  const b = section('batch', o.batch, ['maxEntries', 'maxBytes', 'maxWaitMs'])
+  const b = section('batch', o.batch, BATCH_KEYS)
   const batch = {
     maxEntries: int('batch.maxEntries', b.maxEntries, 10_000, 1, 1_000_000),
     maxBytes: int('batch.maxBytes', b.maxBytes, 1024 * 1024, 1024, 3 * 1024 * 1024),
@@ -319,7 +297,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   const concurrency = int('concurrency', o.concurrency, 2, 1, 64)
   const requestTimeoutMs = int('requestTimeoutMs', o.requestTimeoutMs, 10_000, 1, 600_000)
 
-  const r = section('retry', o.retry, ['maxAttempts', 'minDelayMs', 'maxDelayMs', 'budgetMs', 'maxRetryAfterMs'])
+  const r = section('retry', o.retry, RETRY_KEYS)
   const minDelayMs = int('retry.minDelayMs', r.minDelayMs, 250, 0, 600_000)
   const retry = {
     maxAttempts: int('retry.maxAttempts', r.maxAttempts, 10, 1, 1000),
@@ -331,7 +309,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
 
   let breaker: Required<BreakerOptions> | false = false
   if (o.breaker !== false) {
-    const br = section('breaker', o.breaker, ['errorThresholdPercentage', 'volumeThreshold', 'resetTimeoutMs', 'rollingWindowMs'])
+    const br = section('breaker', o.breaker, BREAKER_KEYS)
     breaker = {
       errorThresholdPercentage: int('breaker.errorThresholdPercentage', br.errorThresholdPercentage, 50, 1, 100),
       volumeThreshold: int('breaker.volumeThreshold', br.volumeThreshold, 5, 1, 100_000),
@@ -342,7 +320,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
 
   let spool: Required<SpoolOptions> | undefined
   if (o.spool !== undefined) {
-    const sp = section('spool', o.spool, ['dir', 'maxBytes', 'breakerWaitMs'])
+    const sp = section('spool', o.spool, SPOOL_KEYS)
     if (typeof sp.dir !== 'string' || sp.dir === '') throw new LokiOptionError('spool.dir', `expected a directory path, got ${describe(sp.dir)}`)
     spool = {
       dir: sp.dir,

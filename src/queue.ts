@@ -98,8 +98,9 @@ export class BatchQueue {
   }
 
   /**
-   * Ends a batch exactly once. Returns false if it had already ended, so callers count a
-   * delivery or a drop only once even when destroy races a response.
+   * Ends a batch's bookkeeping exactly once. Returns false if it had already ended, so a
+   * delivery or a drop is counted only once even when destroy races a response. Only the
+   * settlement calls this: it decides how a batch ended and counts it.
    */
   finish(batch: Batch): boolean {
     if (batch.done) return false
@@ -118,11 +119,6 @@ export class BatchQueue {
     if (waiters !== undefined) for (const w of waiters) w()
     batch.onFinish?.()
     return true
-  }
-
-  /** Records that a batch ended without delivery, on it and on every batch it was split from. */
-  static undelivered(batch: Batch): void {
-    for (let b: Batch | undefined = batch; b !== undefined; b = b.parent) b.undelivered += batch.entries
   }
 
   /** Resolves when the batch has ended. */

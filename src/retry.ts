@@ -20,21 +20,6 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   return Math.floor(random() * ceiling)
 }
 
-/**
- * `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or
- * unparseable. Never negative.
- */
-export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
-  if (Array.isArray(value)) value = value[0]
-  if (value === undefined) return undefined
-  const v = value.trim()
-  if (/^\d+$/.test(v)) return Number(v) * 1000
-  if (/^\d+\.\d+$/.test(v)) return Math.ceil(Number(v) * 1000)
-  const at = Date.parse(v)
-  if (Number.isNaN(at)) return undefined
-  return Math.max(0, at - now)
-}
-
 export type RetryDecision = { retry: true; delayMs: number } | { retry: false; reason: 'attempts' | 'budget' }
 
 /**

@@ -11,12 +11,8 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
-import { encodeStreams, type EncodedBatch, type EncodedBody } from './encode/index.js'
+import type { EncodedBody } from './encode/index.js'
 import type { SpoolEvent } from './events.js'
-import { selectorOf } from './labels.js'
-import { decodeBody } from './testing/decode.js'
-import { readTimestamp, type TimestampParts } from './timestamp.js'
-import type { PlainEntry } from './types.js'
 
 /*
  * A durable spool for batches that cannot be delivered now. Writes are synchronous on purpose:
@@ -264,36 +260,4 @@ function bySegmentOrder(a: string, b: string): number {
   const mb = NAME_RE.exec(b)
   if (!ma || !mb) return a < b ? -1 : a > b ? 1 : 0
   return Number(ma[1]) - Number(mb[1]) || Number(ma[2]) - Number(mb[2]) || Number(ma[3]) - Number(mb[3])
-}
-
-/** A decoded timestamp (epoch nanoseconds as a decimal string) as the encoder takes it. */
-function entryTime(ns: string): Pick<PlainEntry, 'ms' | 'ns'> {
-  const parts: TimestampParts = { ms: 0, ns: 0, precise: false }
-  if (!readTimestamp(ns, parts)) throw new Error(`unexpected timestamp ${ns}`)
-  return { ms: parts.ms, ns: parts.ns }
-}
-
-/**
- * The entries of a replayed record, encoded again: a record keeps only its wire body, and a 413
- * needs entries to split. The body is decoded with the decoders the test receiver uses, which
- * read any body this client writes. Undefined when it cannot be read (the batch is then dropped
- * as `too_large`, as before).
- */
-export function entriesOfBody(body: EncodedBody): EncodedBatch | undefined {
-  try {
-    const decoded = decodeBody(body.body, body.contentType, body.contentEncoding)
-    return encodeStreams(
-      decoded.streams.map((s) => ({
-        labels: s.labels,
-        selector: selectorOf(s.labels),
-        entries: s.entries.map((e) => ({
-          ...entryTime(e.timestamp),
-          line: e.line,
-          meta: e.metadata === undefined ? undefined : Object.entries(e.metadata).flat(),
-        })),
-      })),
-    )
-  } catch {
-    return undefined
-  }
 }

@@ -5,24 +5,30 @@ import { channels } from './diagnostics.js'
 import type { EncodedBody } from './encode/index.js'
 import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
-import { parseRetryAfter } from './retry.js'
 import { VERSION } from './version.js'
+
+/**
+ * Why an attempt failed, as `stats().failedRequests` counts it. The transport decides it, so
+ * nothing above this layer reads an HTTP status or an error code to learn what went wrong.
+ */
+export type FailureClass = 'status4xx' | 'status429' | 'status5xx' | 'network' | 'timeout'
 
 /**
  * The outcome of one HTTP attempt. The transport never throws: every path, including
  * exceptions from undici, becomes one of these, and the response body has been consumed or
- * destroyed before it is returned.
+ * destroyed before it is returned. `kind` says what to do next; `failure` what went wrong;
+ * `status` is carried for events and diagnostics only.
  */
 export type SendResult =
   | { kind: 'success'; status: number }
   /** 260: a 2xx that stored nothing (ingestion policy). */
-  | { kind: 'blocked'; status: number; error: LokiHttpError }
+  | { kind: 'blocked'; status: number; failure: FailureClass; error: LokiHttpError }
   /** 429, 408, 5xx, network and DNS errors, timeouts. */
-  | { kind: 'retryable'; status: number | undefined; error: LokiError; retryAfterMs: number | undefined }
+  | { kind: 'retryable'; status: number | undefined; failure: FailureClass; error: LokiError; retryAfterMs: number | undefined }
   /** 400, 401, 403, 404 and other statuses that a retry cannot fix; TLS configuration errors. */
-  | { kind: 'failure'; status: number | undefined; error: LokiError }
+  | { kind: 'failure'; status: number | undefined; failure: FailureClass; error: LokiError }
   /** 413: the body is over the server's limit; the batch should be split. */
-  | { kind: 'too_large'; status: number; error: LokiHttpError }
+  | { kind: 'too_large'; status: number; failure: FailureClass; error: LokiHttpError }
   /** The caller's signal aborted the attempt (destroy, eviction, close deadline). */
   | { kind: 'aborted'; error: LokiAbortError }
 
@@ -169,42 +175,65 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
   }
   if (deadline.aborted) {
     const reason = deadline.reason as LokiTimeoutError
-    return { kind: 'retryable', status: undefined, error: reason, retryAfterMs: undefined }
+    return { kind: 'retryable', status: undefined, failure: 'timeout', error: reason, retryAfterMs: undefined }
   }
   const raw = (err as { code?: unknown })?.code
   const code = typeof raw === 'string' ? raw : undefined
   if (code !== undefined && TIMEOUT_CODES.has(code)) {
-    return { kind: 'retryable', status: undefined, error: new LokiTimeoutError(`request timed out: ${describeError(err, code)}`, err), retryAfterMs: undefined }
+    const error = new LokiTimeoutError(`request timed out: ${describeError(err, code)}`, err)
+    return { kind: 'retryable', status: undefined, failure: 'timeout', error, retryAfterMs: undefined }
   }
   if (code !== undefined && TLS_CONFIG_CODES.has(code)) {
     const error = new LokiNetworkError(`TLS handshake with Loki failed: ${describeError(err, code)}`, err, ErrorCodes.TLS)
-    return { kind: 'failure', status: undefined, error }
+    return { kind: 'failure', status: undefined, failure: 'network', error }
   }
   if (code !== undefined && DNS_CODES.has(code)) {
     const error = new LokiNetworkError(`could not resolve Loki's host: ${describeError(err, code)}`, err, ErrorCodes.DNS)
-    return { kind: 'retryable', status: undefined, error, retryAfterMs: undefined }
+    return { kind: 'retryable', status: undefined, failure: 'network', error, retryAfterMs: undefined }
   }
   if (err instanceof undiciErrors.InvalidArgumentError) {
     // A bad header or URL will not get better on retry.
-    return { kind: 'failure', status: undefined, error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
+    return { kind: 'failure', status: undefined, failure: 'network', error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
   }
   return {
     kind: 'retryable',
     status: undefined,
+    failure: 'network',
     error: new LokiNetworkError(`request failed: ${describeError(err, code)}`, err),
     retryAfterMs: undefined,
   }
 }
 
+/**
+ * `Retry-After` as milliseconds: delta-seconds or an HTTP date. Undefined when absent or
+ * unparseable. Never negative.
+ */
+export function parseRetryAfter(value: string | string[] | undefined, now: number = Date.now()): number | undefined {
+  if (Array.isArray(value)) value = value[0]
+  if (value === undefined) return undefined
+  const v = value.trim()
+  if (/^\d+$/.test(v)) return Number(v) * 1000
+  if (/^\d+\.\d+$/.test(v)) return Math.ceil(Number(v) * 1000)
+  const at = Date.parse(v)
+  if (Number.isNaN(at)) return undefined
+  return Math.max(0, at - now)
+}
+
+/** The class of an answer that was not a success. 260 stored nothing: it counts as refused, with 4xx. */
+function statusClass(status: number): FailureClass {
+  return status === 429 ? 'status429' : status >= 500 ? 'status5xx' : 'status4xx'
+}
+
 function classifyStatus(status: number, body: string, headers: Dispatcher.ResponseData['headers']): SendResult {
-  if (status === 260) return { kind: 'blocked', status, error: new LokiHttpError(status, body) }
+  if (status === 260) return { kind: 'blocked', status, failure: statusClass(status), error: new LokiHttpError(status, body) }
   if (status >= 200 && status < 300) return { kind: 'success', status }
   const error = new LokiHttpError(status, body)
-  if (status === 413) return { kind: 'too_large', status, error }
+  const failure = statusClass(status)
+  if (status === 413) return { kind: 'too_large', status, failure, error }
   if (status === 429 || status === 408 || status >= 500) {
-    return { kind: 'retryable', status, error, retryAfterMs: parseRetryAfter(headers['retry-after']) }
+    return { kind: 'retryable', status, failure, error, retryAfterMs: parseRetryAfter(headers['retry-after']) }
   }
-  return { kind: 'failure', status, error }
+  return { kind: 'failure', status, failure, error }
 }
 
 /**

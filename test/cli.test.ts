@@ -50,7 +50,8 @@ it('ships plain lines as they are, then exits 0 with nothing on stderr', async (
   expect(r.code).toBe(0)
   expect(r.stderr).toBe('')
   expect(srv.entries.map((e) => e.line)).toEqual(['first line', 'second line', '  indented third', 'no newline at the end'])
-  for (const e of srv.entries) expect(e.labels).toEqual({ app: 'cli', env: 'test' })
+  // No level to read: `unknown`, Loki's own name for it, as the adapters send.
+  for (const e of srv.entries) expect(e.labels).toEqual({ app: 'cli', env: 'test', level: 'unknown' })
   const now = BigInt(Date.now()) * 1_000_000n
   for (const e of srv.entries) expect(now - BigInt(e.timestamp)).toBeLessThan(60_000n * 1_000_000n)
 })
@@ -90,7 +91,14 @@ it('NDJSON: timestamp from time, level label, --json-labels and --json-metadata;
   expect(winston.labels).toEqual({ app: 'cli', level: 'error', service: '7' })
   expect(winston.timestamp).toBe(`${Date.parse('2023-11-14T22:13:22.000Z')}000000`)
 
-  for (const plain of [lines[4]!, lines[5]!]) expect(byLine.get(plain)!.labels).toEqual({ app: 'cli' })
+  for (const plain of [lines[4]!, lines[5]!]) expect(byLine.get(plain)!.labels).toEqual({ app: 'cli', level: 'unknown' })
+})
+
+it('--json-labels level is refused as the adapters refuse labelsFrom: level, naming the flag (exit 2)', async () => {
+  const r = await runCli(['push', '--url', srv.url, '--labels', 'app=cli', '--json-labels', 'service,level'], '{"level":30}\n')
+  expect(r.code).toBe(2)
+  expect(r.stderr).toMatch(/--json-labels: "level" is not lifted/)
+  expect(srv.entries).toHaveLength(0)
 })
 
 it('--format text ships JSON lines as plain text', async () => {
@@ -98,7 +106,7 @@ it('--format text ships JSON lines as plain text', async () => {
   const r = await runCli(['push', '--url', srv.url, '--labels', 'app=cli', '--format', 'text'], `${line}\n`)
   expect(r.code).toBe(0)
   expect(srv.entries).toHaveLength(1)
-  expect(srv.entries[0]!.labels).toEqual({ app: 'cli' })
+  expect(srv.entries[0]!.labels).toEqual({ app: 'cli', level: 'unknown' })
   expect(srv.entries[0]!.timestamp).not.toBe('1700000000123000000')
 })
 

@@ -1,6 +1,6 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { describe, expect, it, vi } from 'vitest'
-import { LokiClient, LokiHttpError } from '../src/index.js'
+import { ErrorCodes, LokiClient, LokiHttpError } from '../src/index.js'
 import type { FailedEvent, RequestEndMessage } from '../src/index.js'
 import { Transport } from '../src/transport.js'
 import type { DropEvent } from '../src/index.js'
@@ -117,6 +117,33 @@ describe('retries', () => {
     const s = cl.stats()
     expect(s.retries).toBe(4)
     expect(s.failedRequests).toMatchObject({ status5xx: 2, network: 2 })
+    assertIdentity(cl)
+  })
+
+  it('counts each failed attempt under the class the transport gave it, with its status on the event', async () => {
+    // One batch through every class in turn: 408 and 413-free 4xx, 429, 5xx, a reset, a stall.
+    loki.srv.queueFaults(
+      { type: 'status', status: 408 },
+      { type: 'status', status: 429, headers: { 'retry-after': '0' } },
+      { type: 'status', status: 503 },
+      { type: 'reset' },
+      { type: 'stall' },
+    )
+    const cl = newClient({ concurrency: 1, breaker: false, requestTimeoutMs: 300, retry: { maxAttempts: 10, minDelayMs: 1, maxDelayMs: 5 } })
+    const failed: FailedEvent[] = []
+    cl.on('failed', (e) => failed.push(e))
+    cl.push({ line: 'through every failure' })
+    expect(await cl.flush({ timeoutMs: 15_000 })).toMatchObject({ ok: true })
+    expect(failed.map((e) => [e.status, e.error.code])).toEqual([
+      [408, ErrorCodes.HTTP_STATUS], [429, ErrorCodes.HTTP_STATUS], [503, ErrorCodes.HTTP_STATUS],
+      [undefined, ErrorCodes.NETWORK], [undefined, ErrorCodes.REQUEST_TIMEOUT],
+    ])
+    expect(cl.stats().failedRequests).toEqual({ total: 5, status4xx: 1, status429: 1, status5xx: 1, network: 1, timeout: 1 })
+    // 260 stored nothing: a refusal, counted with the 4xx.
+    loki.srv.setFault({ type: 'status', status: 260 })
+    cl.push({ line: 'blocked' })
+    await cl.flush({ timeoutMs: 5000 })
+    expect(cl.stats().failedRequests).toMatchObject({ total: 6, status4xx: 2 })
     assertIdentity(cl)
   })
 

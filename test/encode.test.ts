@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { buildRequest, encodeJson, EntryBuffer, entryCount, halveBatch, type EncodedBatch } from '../src/encode/index.js'
+import { compressSync, uncompressSync } from 'snappy'
+import { batchOfBody, buildRequest, encodeBodySync, encodeJson, EntryBuffer, entryCount, halveBatch, type EncodedBatch } from '../src/encode/index.js'
+import { labelsOfSelector, selectorOf } from '../src/labels.js'
 import { decodeJsonPush, decodePushRequest } from '../src/testing/index.js'
 
 const labels = { app: 'enc' }
@@ -101,5 +103,49 @@ describe('encoding at push (EntryBuffer + buildRequest)', () => {
     expect(decodePushRequest(x.request).streams.map((s) => s.labels.app)).toEqual(['s0'])
     expect(decodePushRequest(y.request).streams.map((s) => s.labels.app)).toEqual(['s1', 's2'])
     expect(decodePushRequest(y.request).streams[1]!.entries).toEqual([{ timestamp: nanos(1002, 0), line: 'stream 2' }])
+  })
+})
+
+describe('reading back a body this encoder wrote (batchOfBody, the replayed 413 split)', () => {
+  // Label values with every character the selector escapes, and one that is not ASCII.
+  const tricky = { app: 'enc', path: 'C:\\logs\\"x"\nnext', who: 'zoë, "q"={}' }
+  function twoStreams(): EncodedBatch {
+    const a = new EntryBuffer()
+    const b = new EntryBuffer()
+    cases(200).forEach((e, i) => (i % 2 === 0 ? a : b).append(e.ms, e.ns, e.line, Buffer.byteLength(e.line), e.meta))
+    return buildRequest([
+      { labels, selector, records: a.records(), count: a.count },
+      { labels: tricky, selector: selectorOf(tricky), records: b.records(), count: b.count },
+    ])
+  }
+
+  it.each([['protobuf', 0], ['json', 0], ['json', 6]] as const)('gives back the same streams and entries (%s, gzip %i)', (encoding, gzipLevel) => {
+    const batch = twoStreams()
+    const back = batchOfBody(encodeBodySync(batch, { encoding, gzipLevel }))
+    expect(back).toBeDefined()
+    expect(back!.streams.map((s) => [s.labels, s.selector, s.count])).toEqual(batch.streams.map((s) => [s.labels, s.selector, s.count]))
+    // The records themselves, compared through an independent decoder.
+    expect(decodePushRequest(back!.request)).toEqual(decodePushRequest(batch.request))
+    expect(entryCount(back!)).toBe(200)
+    // And the halves a 413 makes of it are whole.
+    const [h1, h2] = halveBatch(back!)
+    expect(entryCount(h1) + entryCount(h2)).toBe(200)
+  })
+
+  it('gives undefined, not a guess, for a body it did not write', () => {
+    const good = encodeBodySync(twoStreams(), { encoding: 'protobuf', gzipLevel: 0 })
+    const cut = { ...good, body: compressSync((uncompressSync(good.body, { asBuffer: true }) as Buffer).subarray(0, 500)) }
+    expect(batchOfBody(cut)).toBeUndefined()
+    expect(batchOfBody({ ...good, body: good.body.subarray(0, 10) })).toBeUndefined()
+    expect(batchOfBody({ ...good, contentType: 'text/plain' })).toBeUndefined()
+    expect(batchOfBody({ body: Buffer.from('{"streams":[{"stream":{"a":"b"},"values":[["x","y"]]}]}'), contentType: 'application/json', contentEncoding: undefined })).toBeUndefined()
+    expect(batchOfBody({ body: Buffer.from('{"other":1}'), contentType: 'application/json', contentEncoding: undefined })).toBeUndefined()
+    expect(batchOfBody({ body: Buffer.from('not json'), contentType: 'application/json', contentEncoding: 'gzip' })).toBeUndefined()
+  })
+
+  it('reads a selector back exactly as selectorOf() wrote it, and nothing else', () => {
+    expect(labelsOfSelector(selectorOf(tricky))).toEqual(tricky)
+    expect(labelsOfSelector('{}')).toEqual({})
+    for (const bad of ['', '{', '{a="1"', '{a=1}', '{a="1",b="2"}', '{a="\\t"}', '{1a="x"}', '{a="x}']) expect(labelsOfSelector(bad)).toBeUndefined()
   })
 })

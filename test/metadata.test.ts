@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { LokiClient, LokiEntryError, type DropEvent } from '../src/index.js'
-import { RecordMapper, resolveMapping } from '../src/adapters/mapping.js'
+import { RecordMapper, resolveMapping } from '../src/mapping.js'
 import { assertIdentity, FAST, useLoki } from './helpers.js'
 
 const ctx = useLoki()
@@ -9,7 +9,7 @@ it.each(['protobuf', 'json'] as const)('push() stores metadata values by the sam
   const client = (ctx.client = new LokiClient({ url: ctx.srv.url, labels: { app: 'm' }, encoding, ...FAST }))
   const record = { o: { a: 1 }, list: [1, 'x'], n: 5, ok: true, big: 10n, s: 'plain', gone: null, when: new Date(0) }
   const fields = Object.keys(record)
-  const mapped = new RecordMapper(resolveMapping({ metadataFrom: fields }, 'level'), 'level').map(record, { level: 'info', serialized: undefined, time: undefined }, 'msg')
+  const mapped = new RecordMapper(resolveMapping({ metadataFrom: fields }), { timeKeys: ['time'], messageKey: 'msg', levels: new Map() }).map(record, undefined, 'info')
   client.push({ line: 'direct', metadata: record })
   await client.flush({ timeoutMs: 5000 })
   const expected = { o: '{"a":1}', list: '[1,"x"]', n: '5', ok: 'true', big: '10', s: 'plain', when: '"1970-01-01T00:00:00.000Z"' }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ErrorCodes, LokiClient, LokiError, LokiOptionError } from '../src/index.js'
-import { resolveOptions } from '../src/options.js'
+import { CLIENT_KEYS, resolveOptions, type BatchOptions } from '../src/options.js'
+import { keysOf } from '../src/validate.js'
 
 const base = { url: 'http://127.0.0.1:3100', labels: { app: 'x' } }
 
@@ -133,5 +134,28 @@ describe('option validation', () => {
       batch: { maxEntries: 10_000, maxBytes: 1024 * 1024, maxWaitMs: 1000 },
       maxLineBytes: 256 * 1024,
     })
+  })
+})
+
+describe('option key lists', () => {
+  it('are typed against their interfaces, so a key added to one cannot be missing from the other', () => {
+    // Checked by tsc (`npx tsc --noEmit` covers the tests): each line below is a type error.
+    // @ts-expect-error a key of the interface left out
+    keysOf<BatchOptions>()({ maxEntries: true, maxBytes: true })
+    // @ts-expect-error a key the interface does not have
+    keysOf<BatchOptions>()({ maxEntries: true, maxBytes: true, maxWaitMs: true, maxLines: true })
+    expect(keysOf<BatchOptions>()({ maxEntries: true, maxBytes: true, maxWaitMs: true })).toEqual(['maxEntries', 'maxBytes', 'maxWaitMs'])
+  })
+
+  it('every client key is one resolveOptions() takes', () => {
+    const url = 'http://127.0.0.1:1'
+    for (const key of CLIENT_KEYS) {
+      try {
+        resolveOptions({ url, [key]: key === 'url' ? url : undefined })
+      } catch (err) {
+        expect((err as Error).message, key).not.toMatch(/unknown option/)
+      }
+    }
+    expect(() => resolveOptions({ url, maxLines: 1 })).toThrow(/Invalid option "maxLines": unknown option/)
   })
 })

@@ -42,7 +42,7 @@ it('an invalid adapter option is reported the same way, and a natural exit stays
   const r = await runChild(dir!, 'pino-app.mjs', ['natural', server.url, '3', opts], { timeoutMs: 15_000 }).result
   expect(r.killed).toBe(false)
   expect(r.code, r.stderr).toBe(0)
-  expect(r.stderr).toMatch(/^lokiwire\/pino: Invalid option "levelAs": expected one of 'label', 'metadata', 'none'\. Fix it/)
+  expect(r.stderr).toMatch(/^lokiwire\/pino: Invalid option "levelAs": expected one of 'label', 'metadata', 'none', got "nowhere"\. Fix it/)
   expect(r.stderr).toContain('lokiwire/pino: discarded 3 log lines because of the invalid option "levelAs"')
   expect(server.requests).toHaveLength(0)
 })

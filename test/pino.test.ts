@@ -3,7 +3,9 @@
 import pino from 'pino'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { lokiStream, type LokiPinoOptions, type LokiPinoStream } from '../src/adapters/pino.js'
-import { readRecordTime, RecordMapper, resolveMapping, safeJson } from '../src/adapters/mapping.js'
+import { RecordMapper, resolveMapping } from '../src/mapping.js'
+import { safeJson } from '../src/metadata.js'
+import { readRecordTime } from '../src/timestamp.js'
 import { createLokiTestServer, type LokiTestServer, type ReceivedEntry } from '../src/testing/index.js'
 import type { LogEntry } from '../src/types.js'
 import { assertIdentity } from './helpers.js'
@@ -153,6 +155,27 @@ describe('lokiStream: lines, levels, timestamps', () => {
       ['{"level":40,"msg":"é€"}', 'warn'],
     ])
   })
+
+  it('an overlong line without its newline is one entry, cut to maxLineBytes as the client cuts any line', async () => {
+    const s = open()
+    const head = '{"level":50,"time":1700000000000,"msg":"'
+    s.write(head)
+    // 5 MiB of one line in pipe-sized writes, then its end and one more line.
+    const chunk = 'x'.repeat(64 * 1024)
+    for (let i = 0; i < 80; i++) s.write(chunk)
+    s.write('"}\n{"level":30,"msg":"next"}\n')
+    await closeAndCheck(s)
+    const lines = server.entries.map((e) => e.line)
+    // The splitter keeps the line's start and skips its tail: no second entry made of the tail.
+    expect(lines).toHaveLength(2)
+    const cut = server.entries.find((e) => e.line.startsWith(head))!
+    expect(Buffer.byteLength(cut.line)).toBe(256 * 1024)
+    // No longer JSON, but its head still names its level and time.
+    expect(cut.labels.level).toBe('error')
+    expect(cut.timestamp).toBe('1700000000000000000')
+    expect(s.client.stats().truncated).toBe(1)
+    expect(lines).toContain('{"level":30,"msg":"next"}')
+  })
 })
 
 /** What a logger writes, one line each, without the newlines. */
@@ -228,14 +251,16 @@ describe("lokiStream: lines in pino's default form are read from their head", ()
     '{"level":30,"time":1700000000,"msg":"seconds"}',
     '{"level":30,"time":1700000000000123,"msg":"microseconds"}',
     '{"level":30,"time":1700000000000123456,"msg":"nanoseconds, past exact doubles"}',
+    // Cut short, or with blanks after the object: what JSON.parse refuses keeps its head, and
+    // what it reads holds no later level or time.
+    '{"level":30,"time":1700000000000,"msg":"cut sho',
+    '{"level":30,"time":1700000000000,"msg":"trailing space"} ',
   ], true)
   add('hand-written, parsed', [
-    '{"level":30,"time":1700000000000,"msg":"cut sho',
     '{"level":30,"time":01700000000000,"msg":"leading zero"}',
     '{"level":30,"time":1700000000000.5,"msg":"fraction"}',
     '{"level":30,"time":1.7e12,"msg":"exponent"}',
     '{"level":-30,"time":1700000000000,"msg":"sign"}',
-    '{"level":30,"time":1700000000000,"msg":"trailing space"} ',
     '{"level":30,"time":1700000000000,"level" :50,"msg":"spaced key"}',
     '{"level":30,"time":1700000000000,"\\u006cevel":50,"msg":"escaped key"}',
     '{"level" :30,"time":1700000000000,"msg":"spaced head"}',
@@ -259,7 +284,7 @@ describe("lokiStream: lines in pino's default form are read from their head", ()
       '{"level":30,"time":1700000000000,"msg":"a"}',
       '{"level":35,"time":1700000000000,"msg":"b"}',
       '{"level":30,"time":1700000000,"msg":"c"}',
-      '{"level":30,"time":1700000000000,"msg":"parsed: not at the end"} ',
+      '{"level":30,"time":1700000000000,"msg":"parsed: a later time","time":1700000000000}',
     ]
     const { entries, parses } = mapLines(open({ customLevels }), lines)
     const [a, b, c, d] = entries as LogEntry[]
@@ -279,14 +304,21 @@ describe("lokiStream: lines in pino's default form are read from their head", ()
     }
   })
 
-  it("keeps the head's level and time for a line broken between a pino head and a closing brace", () => {
-    // Not written by pino; telling it apart would take the parse the head saves (see readPinoHead).
+  it("a line that is not a JSON object is shipped as written under line: 'rest' and 'message' too", () => {
+    const lines = ['plain text', '{"level":30,"time":1700000000000,"msg":"cut sho', '[1,2]']
+    for (const line of ['rest', 'message'] as const) {
+      const { entries } = mapLines(open({ line, labelsFrom: ['service'] }), lines)
+      expect(entries.map((e) => (e as LogEntry).line), line).toEqual(lines)
+    }
+  })
+
+  it("a line JSON.parse refuses keeps the level and time of pino's head, read from the head or not", () => {
     const lines = ['{"level":30,"time":1700000000000,"msg":"x",}', '{"level":30,"time":1700000000000,"cut":{"after":"this"}']
     const fast = mapLines(open(), lines).entries
     const slow = mapLines(open(parseAll), lines).entries
     lines.forEach((line, i) => {
       expect(fast[i]).toEqual({ line, labels: { level: 'info' }, timestamp: 1_700_000_000_000 })
-      expect(slow[i]).toEqual({ line, labels: { level: 'unknown' } })
+      expect(slow[i]).toEqual(fast[i])
     })
   })
 })
@@ -355,10 +387,11 @@ describe('lokiStream: labels, metadata and line options', () => {
   })
 
   it('a dotted path never modifies the record it reads (winston shares it between transports)', () => {
-    const mapper = new RecordMapper(resolveMapping({ line: 'rest', labelsFrom: ['req.method'], metadataFrom: ['req.id'] }, 'level'), 'level')
+    const mapping = resolveMapping({ line: 'rest', labelsFrom: ['req.method'], metadataFrom: ['req.id'] })
+    const mapper = new RecordMapper(mapping, { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() })
     const record = { level: 'info', message: 'm', req: { method: 'GET', id: 'r1', path: '/x' } }
     const before = structuredClone(record)
-    const entry = mapper.map(record, { level: 'info', serialized: undefined, time: undefined }, 'message')
+    const entry = mapper.map(record)
     expect(record).toEqual(before)
     expect(JSON.parse(entry.line)).toEqual({ message: 'm', req: { path: '/x' } })
     expect(() => lokiStream({ url: server.url, labels: { app: 'api' }, labelsFrom: ['req..method'] })).toThrow(/empty segment/)

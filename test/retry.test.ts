@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { attemptTimeout, backoffDelay, decideRetry, parseRetryAfter } from '../src/retry.js'
+import { attemptTimeout, backoffDelay, decideRetry } from '../src/retry.js'
+import { parseRetryAfter } from '../src/transport.js'
 
 const policy = { maxAttempts: 5, minDelayMs: 100, maxDelayMs: 1000, budgetMs: 10_000, maxRetryAfterMs: 5000 }
 

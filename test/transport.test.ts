@@ -201,6 +201,7 @@ describe('connection failures: TLS configuration errors are final, DNS and the r
       const r = await send(t)
       expect(r.kind).toBe('failure')
       if (r.kind !== 'failure') return
+      expect(r.failure).toBe('network')
       expect(r.error).toBeInstanceOf(LokiNetworkError)
       expect(r.error.code).toBe(ErrorCodes.TLS)
       expect((r.error.cause as { code?: string }).code).toBe(c.cause)
@@ -232,6 +233,7 @@ describe('connection failures: TLS configuration errors are final, DNS and the r
     const r = await within(send(t), 15_000, 'the attempt')
     expect(r.kind).toBe('retryable')
     if (r.kind !== 'retryable') return
+    expect(r.failure).toBe('network')
     expect(r.error).toBeInstanceOf(LokiNetworkError)
     expect(r.error.code).toBe(ErrorCodes.DNS)
     expect(r.error.message).toMatch(/^could not resolve Loki's host: /)
@@ -247,6 +249,7 @@ describe('connection failures: TLS configuration errors are final, DNS and the r
     const r = await send(t)
     expect(r.kind).toBe('retryable')
     if (r.kind !== 'retryable') return
+    expect(r.failure).toBe('network')
     expect(r.error.code).toBe(ErrorCodes.NETWORK)
     expect(r.error.message).toMatch(/^request failed: connect ECONNREFUSED 127\.0\.0\.1:\d+$/)
   })
@@ -303,7 +306,7 @@ describe('every other path of an attempt', () => {
     })
     const t = transport(srv.url)
     const r = await send(t)
-    expect(r).toMatchObject({ kind: 'retryable', status: 500, retryAfterMs: undefined })
+    expect(r).toMatchObject({ kind: 'retryable', status: 500, failure: 'status5xx', retryAfterMs: undefined })
     expect(r.kind === 'retryable' && (r.error as LokiHttpError).body).toBe('ingester unavailable')
     expect(t.abandonedBodies).toBe(1)
   })
@@ -316,10 +319,11 @@ describe('every other path of an attempt', () => {
       res.end('no')
     })
     const t = transport(srv.url, { concurrency: 1 })
-    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 408, retryAfterMs: undefined })
-    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 429, retryAfterMs: 2000 })
-    expect(await send(t)).toMatchObject({ kind: 'too_large', status: 413 })
-    expect(await send(t)).toMatchObject({ kind: 'failure', status: 422 })
+    // `failure` is the class stats().failedRequests counts: decided here, never from a status above.
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 408, failure: 'status4xx', retryAfterMs: undefined })
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 429, failure: 'status429', retryAfterMs: 2000 })
+    expect(await send(t)).toMatchObject({ kind: 'too_large', status: 413, failure: 'status4xx' })
+    expect(await send(t)).toMatchObject({ kind: 'failure', status: 422, failure: 'status4xx' })
     expect(t.abandonedBodies).toBe(0)
     expect(srv.accepted).toBe(1) // every error body drained: one socket served all four
   })
@@ -331,6 +335,7 @@ describe('every other path of an attempt', () => {
     cleanup.push(() => t.destroy())
     const r = await send(t)
     expect(r.kind).toBe('failure')
+    expect(r).toMatchObject({ kind: 'failure', failure: 'network' })
     expect(r.kind === 'failure' && r.error.code).toBe(ErrorCodes.NETWORK)
     expect(r.kind === 'failure' && r.error.message).toMatch(/^request rejected by the HTTP client: /)
     expect(srv.sockets).toHaveLength(0)
@@ -343,7 +348,7 @@ describe('every other path of an attempt', () => {
     const spy = vi.spyOn(Pool.prototype, 'request').mockImplementationOnce(() => Promise.reject('odd failure') as never)
     try {
       const r = await send(t)
-      expect(r).toMatchObject({ kind: 'retryable', status: undefined })
+      expect(r).toMatchObject({ kind: 'retryable', status: undefined, failure: 'network' })
       expect(r.kind === 'retryable' && r.error.message).toBe('request failed: odd failure')
     } finally {
       spy.mockRestore()

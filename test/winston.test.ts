@@ -2,9 +2,9 @@
 // fields, shutdown through logger.end(), and a stalled Loki, in-process and in child processes.
 import winston from 'winston'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { LokiTransport, type LokiDropSummary, type LokiTransportOptions } from '../src/adapters/winston.js'
+import { LokiTransport, type LokiBreakerNotice, type LokiDropSummary, type LokiTransportOptions } from '../src/adapters/winston.js'
 import { createLokiTestServer, type LokiTestServer, type ReceivedEntry } from '../src/testing/index.js'
-import { assertIdentity } from './helpers.js'
+import { assertIdentity, waitUntil } from './helpers.js'
 import { killAll, makeAppDir, removeAppDir, requireBuild, runChild, type ChildResult } from './fixtures/app-dir.js'
 
 const { format } = winston
@@ -181,14 +181,17 @@ describe('LokiTransport: labels, metadata and line options (shared with the pino
 })
 
 describe('LokiTransport: Loki failing', () => {
-  it("a stalled Loki: 'finish' comes at the close deadline, the loss reported as 'warn', never 'error'", async () => {
+  it("a stalled Loki: 'finish' comes at the close deadline, the loss reported as 'lokiwire:drop' and 'warn', never 'error'", async () => {
     server.setFault({ type: 'stall' })
     // Requests would wait ten minutes: only the close deadline can bring 'finish' within the
     // test's timeout, so no upper bound on the clock is needed.
     const t = transport({ closeTimeoutMs: 300, requestTimeoutMs: 600_000, onFailure: 'stderr' })
     const logger = winston.createLogger({ transports: [t] })
     const warnings: LokiDropSummary[] = []
+    const drops: LokiDropSummary[] = []
     logger.on('warn', (w: LokiDropSummary) => warnings.push(w))
+    // The pino adapter's event, by the same name, on the transport.
+    t.on('lokiwire:drop', (s: LokiDropSummary) => drops.push(s))
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
     try {
       for (let seq = 0; seq < 100; seq++) logger.info('x', { seq })
@@ -196,6 +199,7 @@ describe('LokiTransport: Loki failing', () => {
       await end(logger)
       expect(Date.now() - started).toBeGreaterThanOrEqual(250)
       expect(warnings).toEqual([expect.objectContaining({ kind: 'drop', total: 100, dropped: { close_timeout: 100 } })])
+      expect(drops).toEqual(warnings)
       expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toContain('lokiwire: dropped 100 log entries (close_timeout: 100)')
     } finally {
       stderr.mockRestore()
@@ -205,6 +209,18 @@ describe('LokiTransport: Loki failing', () => {
     // Logging after the end is counted, not thrown: the logger has no 'error' listener.
     t.write({ level: 'info', message: 'late', [Symbol.for('level')]: 'info' })
     expect(t.client.stats().dropped.closed).toBe(1)
+  })
+
+  it("reports the breaker as 'lokiwire:breaker', as the pino adapter does", async () => {
+    server.setFault({ type: 'status', status: 500 })
+    const t = transport({ breaker: { volumeThreshold: 1, resetTimeoutMs: 60_000 }, retry: { minDelayMs: 1, maxDelayMs: 5 }, batch: { maxWaitMs: 0 } })
+    const logger = winston.createLogger({ transports: [t] })
+    const notices: LokiBreakerNotice[] = []
+    t.on('lokiwire:breaker', (n: LokiBreakerNotice) => notices.push(n))
+    logger.info('x')
+    await waitUntil(() => notices.length > 0, 'the breaker notice', 10_000)
+    expect(notices[0]).toMatchObject({ kind: 'breaker', state: 'open' })
+    await t.client.destroy()
   })
 
   it('a burst larger than maxBufferBytes waits in the logger while Loki accepts: nothing refused', async () => {

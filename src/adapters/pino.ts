@@ -17,18 +17,19 @@
 import { EventEmitter } from 'node:events'
 import { writeSync } from 'node:fs'
 import { Writable } from 'node:stream'
-import { StringDecoder } from 'node:string_decoder'
 import { parentPort, workerData } from 'node:worker_threads'
 import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
 import { LokiOptionError } from '../errors.js'
-import type { LokiClientOptions } from '../options.js'
-import type { LogEntry } from '../types.js'
-import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
-import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+import { levelTable } from '../levels.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../mapping.js'
+import { LineSplitter } from '../ndjson.js'
+import { resolveOptions, type LokiClientOptions } from '../options.js'
+import { isObject, keysOf } from '../validate.js'
+import { Reporter, type LokiAdapterEvents, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
 import { RoomGate } from './room.js'
 
-export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
-export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
+export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../mapping.js'
+export type { LokiAdapterEvents, LokiBreakerNotice, LokiDropSummary } from './report.js'
 export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
 export type { LokiClient } from '../client.js'
 
@@ -50,68 +51,27 @@ export interface LokiPinoOptions extends LokiClientOptions, RecordMappingOptions
 }
 
 /** Events of the in-process stream; the worker transport emits the same on pino's transport stream. */
-export interface LokiPinoStreamEvents {
-  /** Entries were lost (at most one summary a second). */
-  'lokiwire:drop': [LokiDropSummary]
-  /** The circuit breaker opened (Loki failing, entries held) or closed again. */
-  'lokiwire:breaker': [LokiBreakerNotice]
+export interface LokiPinoStreamEvents extends LokiAdapterEvents {
   /** pino's configuration message; handled internally. */
   message: [unknown]
 }
 
-const PINO_KEYS: readonly string[] = [...MAPPING_KEYS, 'customLevels', 'messageKey']
+const PINO_KEYS: readonly string[] = [
+  ...MAPPING_KEYS,
+  ...keysOf<Omit<LokiPinoOptions, keyof LokiClientOptions | keyof RecordMappingOptions>>()({ customLevels: true, messageKey: true }),
+]
 /** Keys pino and thread-stream add to a transport's options; never the user's. */
 const INJECTED_KEYS = new Set(['levels', 'dedupe', 'pinoWillSendConfig', '$context'])
-const PINO_LEVELS: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 }
 /** thread-stream gives up on a destination that has not closed ~10 s after end(). */
 const WORKER_CLOSE_CAP_MS = 9000
 /** How long the worker waits for pino's level table before mapping lines without it. */
 const CONFIG_WAIT_MS = 1000
-/** A "line" longer than this without a newline is shipped as it is rather than held forever. */
-const MAX_PARTIAL_CHARS = 4 * 1024 * 1024
 /** Lines pushed between two looks at the client's buffer: once per chunk of lines is enough. */
 const LINES_PER_ROOM_CHECK = 512
 
 interface PinoConfig {
   levels?: { labels?: Record<string, string>; values?: Record<string, number> }
   messageKey?: string
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
-
-/**
- * How pino starts every line unless a timestamp function or formatters change it. Both numbers
- * are plain JSON integers (no sign, fraction, exponent or leading zero), which Number() reads
- * exactly as JSON.parse does.
- */
-const PINO_HEAD = /^\{"level":([1-9]\d*),"time":([1-9]\d*),/
-/**
- * JSON.parse keeps the last of repeated keys, and pino repeats them: a logged object's, a child
- * binding's or a mixin's own `level` or `time` is written after the head. A key may also be
- * spelt with \u escapes. Where any of these follows the head, the head is not to be trusted.
- */
-const LATER_LEVEL_OR_TIME = /"(?:level|time)"|\\u/
-/** What map() is given instead of a record when it reads no fields. */
-const NO_FIELDS: Record<string, unknown> = Object.freeze({})
-
-/**
- * The level number and time of a line as pino writes it by default, read from its head; undefined
- * when the line needs JSON.parse to be read right. Parsing every line was a quarter of the
- * worker's time, and the default mapping needs nothing else from the record.
- *
- * Only the head is read; the rest is not checked. A line cut short (an overlong one, a partial
- * line left at close) almost always fails the test of its last character, which must close the
- * object, and so goes to JSON.parse and out with level unknown like any other broken line. A
- * line that starts and ends like pino's but is broken in between keeps the level and time of
- * its head, where JSON.parse would have sent it as unknown and timed on arrival: pino does not
- * write such lines, the text is sent unchanged either way, and finding them would cost the very
- * parse this skips.
- */
-function readPinoHead(line: string): { level: number; time: number } | undefined {
-  if (!line.endsWith('}')) return undefined
-  const head = PINO_HEAD.exec(line)
-  if (head === null || LATER_LEVEL_OR_TIME.test(line.slice(head[0].length))) return undefined
-  return { level: Number(head[1]), time: Number(head[2]) }
 }
 
 function isLoopback(url: unknown): boolean {
@@ -132,18 +92,6 @@ const SAME_THREAD_HINT =
   "receiver in this same process, it cannot answer while pino's transport.end() or exit hook blocks the main thread: " +
   'create it with createLokiTestServer({ thread: true })'
 
-function levelTable(custom: unknown, name: string): Map<number, string> {
-  const table = new Map<number, string>()
-  for (const [n, v] of Object.entries(PINO_LEVELS)) table.set(v, n)
-  if (custom === undefined) return table
-  if (!isObject(custom)) throw new LokiOptionError(name, 'expected an object of level name -> number')
-  for (const [n, v] of Object.entries(custom)) {
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new LokiOptionError(`${name}.${n}`, 'expected a number')
-    table.set(v, n)
-  }
-  return table
-}
-
 /**
  * Options, mapping and client for one pino destination, in or out of a worker. Lines in, entries
  * pushed; nothing here throws after construction.
@@ -155,16 +103,13 @@ class PinoPipeline {
   /** Loki's host is this machine, and the adapter may print to stderr. */
   readonly localStderr: boolean
   readonly #mapper: RecordMapper
-  /** The mapping needs only the level and the time: lines in pino's default form skip JSON.parse. */
-  readonly #headOnly: boolean
   readonly #customMessageKey: string | undefined
-  #messageKey: string
   /** pino's levels plus the customLevels option: what pino's own table is laid over. */
   readonly #baseLevels: Map<number, string>
-  #levels: Map<number, string>
-  #partial = ''
-  #text = ''
-  #pos = 0
+  readonly #splitter: LineSplitter
+  /** Lines of the current chunk, pushed a slice at a time by step(). */
+  #lines: string[] = []
+  #next = 0
   #closing: Promise<FlushResult> | undefined
 
   constructor(
@@ -173,21 +118,20 @@ class PinoPipeline {
     injectedLevels?: unknown,
   ) {
     const { client, adapter } = splitOptions(options, PINO_KEYS)
-    const mapping = resolveMapping(adapter, 'level')
+    const mapping = resolveMapping(adapter)
     if (adapter.messageKey !== undefined && (typeof adapter.messageKey !== 'string' || adapter.messageKey === '')) {
       throw new LokiOptionError('messageKey', 'expected a non-empty string')
     }
     this.#customMessageKey = adapter.messageKey as string | undefined
-    this.#messageKey = this.#customMessageKey ?? 'msg'
     this.#baseLevels = levelTable(adapter.customLevels, 'customLevels')
     if (isObject(injectedLevels)) {
       for (const [n, v] of Object.entries(injectedLevels)) if (typeof v === 'number') this.#baseLevels.set(v, n)
     }
-    this.#levels = this.#baseLevels
     requireStream(client, mapping.levelAs)
-    this.#mapper = new RecordMapper(mapping, 'level')
-    this.#headOnly = !this.#mapper.readsRecord
+    this.#mapper = new RecordMapper(mapping, { timeKeys: ['time'], messageKey: this.#customMessageKey ?? 'msg', levels: this.#baseLevels })
     this.client = new LokiClient(client)
+    // The client's line limit, so a line is never held longer than the client could send it.
+    this.#splitter = new LineSplitter(resolveOptions(client).maxLineBytes)
     this.closeTimeoutMs = this.client.limits.closeTimeoutMs
     this.localStderr = mapping.onFailure === 'stderr' && isLoopback(client.url)
     this.reporter = new Reporter(this.client, { stderr: mapping.onFailure === 'stderr', ...hooks })
@@ -200,82 +144,38 @@ class PinoPipeline {
     if (isObject(c.levels) && isObject(c.levels.labels)) {
       const table = new Map(this.#baseLevels)
       for (const [num, name] of Object.entries(c.levels.labels)) if (typeof name === 'string') table.set(Number(num), name)
-      this.#levels = table
+      this.#mapper.levels = table
     }
-    if (this.#customMessageKey === undefined && typeof c.messageKey === 'string' && c.messageKey !== '') this.#messageKey = c.messageKey
+    if (this.#customMessageKey === undefined && typeof c.messageKey === 'string' && c.messageKey !== '') this.#mapper.messageKey = c.messageKey
   }
 
   /** Text as pino writes it: NDJSON, possibly cut anywhere by thread-stream. */
-  write(text: string): void {
-    this.begin(text)
+  write(chunk: string | Uint8Array): void {
+    this.begin(chunk)
     this.step(Infinity)
   }
 
   /** Starts on a chunk of text; step() then pushes its lines a slice at a time. */
-  begin(text: string): void {
-    this.#text = this.#partial === '' ? text : this.#partial + text
-    this.#partial = ''
-    this.#pos = 0
+  begin(chunk: string | Uint8Array): void {
+    this.#splitter.write(chunk, this.#lines)
   }
 
   /**
    * Pushes up to `maxLines` lines of the current chunk. True once the chunk is used up; its
-   * unterminated tail is kept for the next one. Slicing lets the worker check for room between
-   * parts of one large chunk.
+   * unterminated tail stays in the splitter for the next one. Slicing lets the worker check for
+   * room between parts of one large chunk.
    */
   step(maxLines: number): boolean {
-    const s = this.#text
-    let pos = this.#pos
-    for (let n = 0; n < maxLines; n++) {
-      const nl = s.indexOf('\n', pos)
-      if (nl === -1) {
-        if (pos < s.length) {
-          const rest = pos === 0 ? s : s.slice(pos)
-          if (rest.length > MAX_PARTIAL_CHARS) this.#pushLine(rest)
-          else this.#partial = rest
-        }
-        this.#text = ''
-        this.#pos = 0
-        return true
-      }
-      if (nl > pos) this.#pushLine(s.slice(pos, nl))
-      pos = nl + 1
+    const lines = this.#lines
+    const end = Math.min(lines.length, this.#next + maxLines)
+    for (let i = this.#next; i < end; i++) this.client.push(this.#mapper.mapLine(lines[i]!))
+    if (end < lines.length) {
+      this.#next = end
+      return false
     }
-    this.#pos = pos
-    return false
-  }
-
-  #pushLine(raw: string): void {
-    const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw
-    if (line === '') return
-    this.client.push(this.#entry(line))
-  }
-
-  #entry(line: string): LogEntry {
-    if (this.#headOnly) {
-      const head = readPinoHead(line)
-      if (head !== undefined) {
-        return this.#mapper.map(NO_FIELDS, { level: this.#levelName(head.level), serialized: line, time: head.time }, this.#messageKey)
-      }
-    }
-    let record: unknown
-    // Anything but a JSON object is still a line somebody wrote: ship it as it is.
-    if (line.charCodeAt(0) === 123) {
-      try {
-        record = JSON.parse(line)
-      } catch {
-        record = undefined
-      }
-    }
-    if (!isObject(record)) return this.#mapper.map({}, { level: undefined, serialized: line, time: undefined }, this.#messageKey)
-    const lv = record.level
-    const level = typeof lv === 'number' ? this.#levelName(lv) : typeof lv === 'string' ? lv : undefined
-    return this.#mapper.map(record, { level, serialized: line, time: record.time }, this.#messageKey)
-  }
-
-  /** A number nobody named is sent as its digits. */
-  #levelName(level: number): string {
-    return this.#levels.get(level) ?? String(level)
+    this.#lines = []
+    this.#next = 0
+    return true
   }
 
   /**
@@ -290,11 +190,9 @@ class PinoPipeline {
 
   close(options?: CloseOptions): Promise<FlushResult> {
     this.#closing ??= (async () => {
-      if (this.#partial !== '') {
-        const rest = this.#partial
-        this.#partial = ''
-        this.#pushLine(rest)
-      }
+      // A last line without its newline is still a line.
+      this.#splitter.end(this.#lines)
+      this.step(Infinity)
       const result = await this.client.close(options)
       this.reporter.close()
       return result
@@ -316,7 +214,6 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
   /** The client shipping the lines: `stats()`, and 'sent' / 'failed' / 'retry' / 'drop' / 'breaker' events. */
   readonly client: LokiClient
   readonly #pipeline: PinoPipeline
-  readonly #decoder = new StringDecoder('utf8')
   #ended = false
 
   constructor(options: LokiPinoOptions) {
@@ -331,7 +228,7 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
     })
   }
 
-  #emit<K extends 'lokiwire:drop' | 'lokiwire:breaker'>(name: K, ...args: LokiPinoStreamEvents[K]): void {
+  #emit<K extends keyof LokiAdapterEvents>(name: K, ...args: LokiPinoStreamEvents[K]): void {
     ;(this.emit as (n: K, ...a: LokiPinoStreamEvents[K]) => boolean)(name, ...args)
   }
 
@@ -342,7 +239,7 @@ export class LokiPinoStream extends EventEmitter<LokiPinoStreamEvents> {
 
   /** Called by pino with one NDJSON line. Never throws; always returns true (no backpressure). */
   write(chunk: string | Uint8Array): boolean {
-    this.#pipeline.write(typeof chunk === 'string' ? chunk : this.#decoder.write(chunk))
+    this.#pipeline.write(chunk)
     return true
   }
 
@@ -398,7 +295,7 @@ class WorkerDestination extends Writable {
   }
 
   override _write(chunk: string | Buffer, _encoding: BufferEncoding, cb: (error?: Error | null) => void): void {
-    this.#pipeline.begin(typeof chunk === 'string' ? chunk : chunk.toString())
+    this.#pipeline.begin(chunk)
     this.#feed(cb)
   }
 

@@ -30,6 +30,18 @@ export interface LokiBreakerNotice {
   state: BreakerState
 }
 
+/**
+ * The events both adapters emit, by the same names with the same payloads: on the pino stream
+ * (or, with the worker, on pino's transport stream in the main thread) and on the winston
+ * transport. Names are namespaced so they never collide with a stream's or a logger's own events.
+ */
+export interface LokiAdapterEvents {
+  /** Entries were lost (at most one summary a second). */
+  'lokiwire:drop': [LokiDropSummary]
+  /** The circuit breaker opened (Loki failing, entries held) or closed again. */
+  'lokiwire:breaker': [LokiBreakerNotice]
+}
+
 export interface ReporterHooks {
   stderr: boolean
   onDrop?: (summary: LokiDropSummary) => void

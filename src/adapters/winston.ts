@@ -7,13 +7,14 @@
 import { createRequire } from 'node:module'
 import type TransportStreamType from 'winston-transport'
 import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../mapping.js'
 import type { LokiClientOptions } from '../options.js'
-import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from './mapping.js'
-import { Reporter, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
+import { keysOf } from '../validate.js'
+import { Reporter, type LokiAdapterEvents } from './report.js'
 import { RoomGate } from './room.js'
 
-export type { LevelPlacement, LineFormat, RecordMappingOptions } from './mapping.js'
-export type { LokiBreakerNotice, LokiDropSummary } from './report.js'
+export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../mapping.js'
+export type { LokiAdapterEvents, LokiBreakerNotice, LokiDropSummary } from './report.js'
 export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
 export type { LokiClient } from '../client.js'
 
@@ -61,7 +62,14 @@ export interface LokiTransportOptions extends LokiClientOptions, RecordMappingOp
 /** How often log() asks the client whether its buffer is full: once per run of records is enough. */
 const ROOM_CHECK_EVERY = 64
 
-const TRANSPORT_KEYS: readonly string[] = ['level', 'format', 'silent', 'handleExceptions', 'handleRejections']
+/** winston's own transport options, handed to winston-transport. */
+const TRANSPORT_KEYS = keysOf<Omit<LokiTransportOptions, keyof LokiClientOptions | keyof RecordMappingOptions>>()({
+  level: true,
+  format: true,
+  silent: true,
+  handleExceptions: true,
+  handleRejections: true,
+})
 
 /** A winston info object: string keys for fields, triple-beam symbols for level and output. */
 type Info = Record<string | symbol, unknown>
@@ -73,7 +81,9 @@ type Info = Record<string | symbol, unknown>
  *
  * End with `logger.end()` and wait for the logger's (or this transport's) 'finish': it fires
  * once every line was delivered or definitively dropped, within `closeTimeoutMs`. Problems are
- * reported as 'warn' events (never 'error') and counted in `transport.client.stats()`.
+ * reported as 'lokiwire:drop' and 'lokiwire:breaker' events, as the pino adapter reports them,
+ * and as 'warn' (never 'error') for the logger to pass on; all are counted in
+ * `transport.client.stats()`.
  */
 export class LokiTransport extends TransportStream {
   /** The client shipping the lines: `stats()`, and 'sent' / 'failed' / 'retry' / 'drop' / 'breaker' events. */
@@ -86,37 +96,36 @@ export class LokiTransport extends TransportStream {
 
   constructor(options: LokiTransportOptions) {
     const { client, adapter } = splitOptions(options, [...MAPPING_KEYS, ...TRANSPORT_KEYS])
-    const mapping = resolveMapping(adapter, 'level')
+    const mapping = resolveMapping(adapter)
     requireStream(client, mapping.levelAs)
     const transportOptions: TransportStreamType.TransportStreamOptions = {}
     for (const key of TRANSPORT_KEYS) {
       if (adapter[key] !== undefined) (transportOptions as Record<string, unknown>)[key] = adapter[key]
     }
     super(transportOptions)
-    this.#mapper = new RecordMapper(mapping, 'level')
+    // winston sets no level table: its levels are names. Its `timestamp` format writes `timestamp`.
+    this.#mapper = new RecordMapper(mapping, { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() })
     this.client = new LokiClient(client)
     this.#reporter = new Reporter(this.client, {
       stderr: mapping.onFailure === 'stderr',
-      onDrop: (s: LokiDropSummary) => this.emit('warn', s),
-      onBreaker: (n: LokiBreakerNotice) => this.emit('warn', n),
+      onDrop: (s) => this.#report('lokiwire:drop', s),
+      onBreaker: (n) => this.#report('lokiwire:breaker', n),
     })
     this.#gate = new RoomGate(this.client)
   }
 
+  /**
+   * The adapters' event, and 'warn' with the same payload: a winston logger passes on only
+   * 'warn' and 'error' from its transports, and 'error' would crash a logger nobody listens to.
+   */
+  #report<K extends keyof LokiAdapterEvents>(name: K, ...args: LokiAdapterEvents[K]): void {
+    this.emit(name, ...args)
+    this.emit('warn', ...args)
+  }
+
   override log(info: Info, next: () => void): void {
-    const raw = info[LEVEL] ?? info.level
     const serialized = info[MESSAGE]
-    this.client.push(
-      this.#mapper.map(
-        info as Record<string, unknown>,
-        {
-          level: typeof raw === 'string' ? raw : undefined,
-          serialized: typeof serialized === 'string' ? serialized : undefined,
-          time: info.timestamp,
-        },
-        'message',
-      ),
-    )
+    this.client.push(this.#mapper.map(info as Record<string, unknown>, typeof serialized === 'string' ? serialized : undefined, info[LEVEL] ?? info.level))
     if (this.listenerCount('logged') > 0) this.emit('logged', info)
     // Holding `next` pauses winston's pipe while the client's buffer is full and Loki is
     // accepting: a burst then waits in the logger instead of being refused (see RoomGate).

@@ -253,6 +253,8 @@ const FLAG_OF_OPTION: ReadonlyArray<readonly [string, string]> = [
   ['retry.maxAttempts', '--max-attempts'],
   ['retry.budgetMs', '--retry-budget'],
   ['closeTimeoutMs', '--close-timeout'],
+  ['labelsFrom', '--json-labels'],
+  ['metadataFrom', '--json-metadata'],
 ]
 
 /**

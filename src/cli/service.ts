@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import type { LokiPinoStream } from '../adapters/pino.js'
 import type { LokiClient } from '../client.js'
+import { PINO_LEVELS } from '../levels.js'
 
 /**
  * The slice of pino's Logger API the demo service calls. A pino logger fits it as it is; where
@@ -13,8 +14,6 @@ export interface ServiceLogger {
   error(obj: Record<string, unknown>, msg: string): void
 }
 
-/** pino's numeric levels, so the lines look exactly like a pino service's. */
-const PINO_LEVELS = { info: 30, warn: 40, error: 50 } as const
 
 export interface ClientLogger extends ServiceLogger {
   /** The line logged with each sequence id, for the receiver-side check. */
@@ -25,7 +24,8 @@ export interface ClientLogger extends ServiceLogger {
 export function clientLogger(client: LokiClient): ClientLogger {
   const lines: string[] = []
   const base = { pid: process.pid, hostname: hostname() }
-  const log = (level: keyof typeof PINO_LEVELS) => (obj: Record<string, unknown>, msg: string) => {
+  // pino's numeric levels, so the lines look exactly like a pino service's.
+  const log = (level: 'info' | 'warn' | 'error') => (obj: Record<string, unknown>, msg: string) => {
     const time = Date.now()
     const line = JSON.stringify({ level: PINO_LEVELS[level], time, ...base, ...obj, msg })
     if (typeof obj.seq === 'number') lines[obj.seq] = line

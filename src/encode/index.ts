@@ -6,6 +6,7 @@ import type { EncodedBatch } from './request.js'
 
 export { encodeJson } from './json.js'
 export { EntryBuffer } from './entries.js'
+export { batchOfBody } from './read.js'
 export { buildRequest, encodeStreams, entryCount, halveBatch } from './request.js'
 export type { EncodedBatch, StreamPart, StreamSpan } from './request.js'
 

@@ -12,6 +12,7 @@
 
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib'
 import { uncompressSync } from 'snappy'
+import { isObject } from '../validate.js'
 
 export interface DecodedEntry {
   /** Epoch nanoseconds as a canonical decimal string (no leading zeros). */
@@ -382,12 +383,8 @@ export function formatSelector(labels: Readonly<Record<string, string>>): string
   return `{${names.map((n) => `${n}=${quote(labels[n]!)}`).join(', ')}}`
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 function stringRecord(v: unknown, where: string): Array<[string, string]> {
-  if (!isPlainObject(v)) throw new Error(`malformed JSON push: ${where} must be an object of strings`)
+  if (!isObject(v)) throw new Error(`malformed JSON push: ${where} must be an object of strings`)
   const pairs: Array<[string, string]> = []
   for (const [k, val] of Object.entries(v)) {
     if (typeof val !== 'string') throw new Error(`malformed JSON push: ${where}.${k} must be a string, got ${typeof val}`)
@@ -419,13 +416,13 @@ export function decodeJsonPush(text: string | Uint8Array): DecodedPushRequest {
   } catch (err) {
     throw new Error(`malformed JSON push: ${(err as Error).message}`)
   }
-  if (!isPlainObject(root) || !Array.isArray(root.streams)) {
+  if (!isObject(root) || !Array.isArray(root.streams)) {
     throw new Error('malformed JSON push: expected an object with a "streams" array')
   }
   const streams: DecodedStream[] = []
   root.streams.forEach((s: unknown, si: number) => {
     const where = `streams[${si}]`
-    if (!isPlainObject(s)) throw new Error(`malformed JSON push: ${where} must be an object`)
+    if (!isObject(s)) throw new Error(`malformed JSON push: ${where} must be an object`)
     const labels = sortedRecord(stringRecord(s.stream ?? {}, `${where}.stream`))
     if (!Array.isArray(s.values)) throw new Error(`malformed JSON push: ${where}.values must be an array`)
     const entries = s.values.map((v: unknown, vi: number): DecodedEntry => {

@@ -1,14 +1,15 @@
 /*
- * Turning one logger record (a pino JSON object, a winston info object) into a LogEntry. Both
- * adapters share this so a field lifted into a label or into metadata behaves the same way
- * whichever logger produced it.
+ * One record -> one LogEntry, for every way a record reaches Loki: a pino line (the worker and
+ * lokiStream), a winston info object, a line read by the CLI. A field lifted into a label or
+ * into metadata, a level, a time, behave the same way whichever logger produced them.
  */
-import { LokiOptionError } from '../errors.js'
-import { metadataValue, safeJson } from '../metadata.js'
-import type { LokiClientOptions } from '../options.js'
-import type { LogEntry } from '../types.js'
-
-export { safeJson }
+import { LokiOptionError } from './errors.js'
+import { levelName } from './levels.js'
+import { metadataValue, safeJson } from './metadata.js'
+import type { LokiClientOptions } from './options.js'
+import { readRecordTime } from './timestamp.js'
+import type { LogEntry } from './types.js'
+import { isObject, keysOf, oneOf } from './validate.js'
 
 /** Where the record's level goes. */
 export type LevelPlacement = 'label' | 'metadata' | 'none'
@@ -54,15 +55,16 @@ export interface RecordMappingOptions {
   /**
    * Where the adapter prints its own reports of lost entries (a summary a second at most) and of
    * the circuit breaker opening and closing: stderr, or nowhere. The same reports are events
-   * either way ('lokiwire:drop' / 'lokiwire:breaker' on the pino stream, or on pino's transport
-   * stream in the main thread; 'warn' on the winston transport), and every loss is counted in
+   * either way, 'lokiwire:drop' and 'lokiwire:breaker' (on the pino stream, or on pino's
+   * transport stream in the main thread; on the winston transport, which also emits them as
+   * 'warn' for the logger to pass on), and every loss is counted in
    * `client.stats()`. They never go through the logger being shipped: a failing Loki must not
    * feed reports of its failure back into the pipeline that is failing. @default 'stderr'
    */
   onFailure?: 'stderr' | 'silent'
 }
 
-export const MAPPING_KEYS: readonly string[] = ['labelsFrom', 'metadataFrom', 'levelAs', 'line', 'onFailure']
+export const MAPPING_KEYS = keysOf<RecordMappingOptions>()({ labelsFrom: true, metadataFrom: true, levelAs: true, line: true, onFailure: true })
 
 export interface ResolvedMapping {
   labelsFrom: readonly string[]
@@ -72,26 +74,19 @@ export interface ResolvedMapping {
   onFailure: 'stderr' | 'silent'
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+/** The field holding a record's level, wherever it came from. */
+const LEVEL_KEY = 'level'
 
-function fieldList(name: string, v: unknown, levelKey: string): readonly string[] {
+function fieldList(name: string, v: unknown): readonly string[] {
   if (v === undefined) return []
   if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && f !== '')) {
     throw new LokiOptionError(name, 'expected an array of non-empty field names')
   }
   const bad = (v as string[]).find((f) => f.split('.').includes(''))
   if (bad !== undefined) throw new LokiOptionError(name, `"${bad}" has an empty segment in its dotted path`)
-  // The level has its own option; lifting it here as well would send the raw value (pino's 30).
-  if (v.includes(levelKey)) throw new LokiOptionError(name, `"${levelKey}" is placed by the levelAs option`)
+  // The level has its own rule; lifting it here as well would send the raw value (pino's 30).
+  if (v.includes(LEVEL_KEY)) throw new LokiOptionError(name, `"${LEVEL_KEY}" is not lifted: the level has its own place (levelAs; the level label by default)`)
   return [...new Set(v as string[])]
-}
-
-function oneOf<T extends string>(name: string, v: unknown, def: T, allowed: readonly T[]): T {
-  if (v === undefined) return def
-  if (typeof v !== 'string' || !allowed.includes(v as T)) {
-    throw new LokiOptionError(name, `expected one of ${allowed.map((a) => `'${a}'`).join(', ')}`)
-  }
-  return v as T
 }
 
 /**
@@ -112,9 +107,9 @@ export function splitOptions(
   return { client: client as unknown as LokiClientOptions, adapter }
 }
 
-export function resolveMapping(o: Record<string, unknown>, levelKey: string): ResolvedMapping {
-  const labelsFrom = fieldList('labelsFrom', o.labelsFrom, levelKey)
-  const metadataFrom = fieldList('metadataFrom', o.metadataFrom, levelKey)
+export function resolveMapping(o: Record<string, unknown>): ResolvedMapping {
+  const labelsFrom = fieldList('labelsFrom', o.labelsFrom)
+  const metadataFrom = fieldList('metadataFrom', o.metadataFrom)
   const both = labelsFrom.find((f) => metadataFrom.includes(f))
   if (both !== undefined) throw new LokiOptionError('metadataFrom', `"${both}" is already lifted by labelsFrom`)
   return {
@@ -138,84 +133,51 @@ export function requireStream(client: LokiClientOptions, levelAs: LevelPlacement
   }
 }
 
-export function stringValue(v: unknown): string | undefined {
-  switch (typeof v) {
-    case 'string':
-      return v
-    case 'number':
-    case 'boolean':
-    case 'bigint':
-      return String(v)
-    default:
-      return undefined
-  }
-}
-
-const DIGITS = /^\d+$/
-// Fractions finer than a millisecond, which Date.parse would cut off (pino's isoTimeNano).
-const ISO_FINE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{4,9})(Z|[+-]\d{2}:?\d{2})$/
-/**
- * The latest time Loki can store: it keeps timestamps as signed 64-bit nanoseconds (year 2262).
- * A later one is no time at all, whatever the record says, and means now like any other junk.
- */
-const MAX_NS = 2n ** 63n - 1n
-const MAX_MS = Number(MAX_NS / 1_000_000n)
-
-/** Epoch ms if Loki can hold it, else undefined. */
-function inRangeMs(ms: number): number | undefined {
-  return ms >= 0 && ms <= MAX_MS ? ms : undefined
-}
-
-/** Epoch ns as digits if Loki can hold it, else undefined. */
-function inRangeNs(ns: bigint): string | undefined {
-  return ns >= 0n && ns <= MAX_NS ? ns.toString() : undefined
+/** A label value: strings, numbers, booleans and bigints; objects and arrays would be a stream per distinct value. */
+function labelValue(v: unknown): string | undefined {
+  const s = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint' ? String(v) : undefined
+  return s === '' ? undefined : s
 }
 
 /**
- * A record's time as something `push()` accepts, or undefined (the client then uses now).
- * Numbers are read by magnitude: below 1e11 seconds (pino's unixTime), below 1e14 milliseconds,
- * below 1e17 microseconds, above that nanoseconds. Strings: the same for digits, else ISO 8601
- * (or anything Date.parse reads), keeping up to nanosecond precision. A time before 1970 or
- * after what Loki can store (2262-04-11) is unusable: undefined, so the entry is stamped now
- * instead of being refused.
+ * How pino starts every line unless a timestamp function or formatters change it. Both numbers
+ * are plain JSON integers (no sign, fraction, exponent or leading zero), which Number() reads
+ * exactly as JSON.parse does.
  */
-export function readRecordTime(v: unknown): number | string | undefined {
-  if (typeof v === 'number') {
-    if (!(v >= 0) || !Number.isFinite(v)) return undefined
-    if (v < 1e11) return inRangeMs(v * 1000)
-    if (v < 1e14) return inRangeMs(v)
-    if (v < 1e17) return inRangeMs(v / 1000)
-    return inRangeNs(BigInt(Math.trunc(v)))
-  }
-  if (typeof v === 'string') {
-    // Beyond 40 digits it cannot be in range whatever its leading zeros; BigInt need not read it.
-    if (DIGITS.test(v)) return v.length <= 17 ? readRecordTime(Number(v)) : v.length <= 40 ? inRangeNs(BigInt(v)) : undefined
-    const fine = ISO_FINE.exec(v)
-    if (fine !== null) {
-      const ms = Date.parse(fine[1]! + fine[3]!)
-      if (!(ms >= 0)) return undefined
-      return inRangeNs(BigInt(ms) * 1_000_000n + BigInt(fine[2]!.padEnd(9, '0')))
-    }
-    return inRangeMs(Date.parse(v))
-  }
-  if (v instanceof Date) return inRangeMs(v.getTime())
-  return undefined
-}
-
-/** What the adapter knows about one record beyond its fields. */
-export interface RecordParts {
-  /** Level name, or undefined when the record has none the adapter can name. */
-  level: string | undefined
-  /** The record as the logger serialised it, when it did (pino's line, winston's MESSAGE). */
-  serialized: string | undefined
-  /** Raw time value from the record; undefined means now. */
-  time: unknown
-}
+const PINO_HEAD = /^\{"level":([1-9]\d*),"time":([1-9]\d*),/
+/**
+ * JSON.parse keeps the last of repeated keys, and pino repeats them: a logged object's, a child
+ * binding's or a mixin's own `level` or `time` is written after the head. A key may also be
+ * spelt with \u escapes. Where any of these follows the head, the head is not to be trusted.
+ */
+const LATER_LEVEL_OR_TIME = /"(?:level|time)"|\\u/
 
 /**
- * Maps records to entries under one set of options. Label objects for records that lift no
- * fields are cached per level, so the common case allocates only the entry itself.
+ * The level number and time a line declares in pino's head, for the fast path: undefined unless
+ * the line is one JSON.parse would read to the same level and time (or one it refuses, whose
+ * head is read anyway, see RecordMapper.mapParsed). Only the head and the keys after it are
+ * looked at; the rest of the line is not checked, and need not be.
  */
+export function readPinoHead(line: string): { level: number; time: number } | undefined {
+  const head = PINO_HEAD.exec(line)
+  if (head === null || LATER_LEVEL_OR_TIME.test(line.slice(head[0].length))) return undefined
+  return { level: Number(head[1]), time: Number(head[2]) }
+}
+
+/** Where a source keeps what the mapping reads, beyond the options. */
+export interface RecordSource {
+  /**
+   * Fields that may hold the record's time, in order: the first one present is read (an unusable
+   * value there means now; the next field is not tried). pino: `time`; winston: `timestamp`;
+   * the CLI: `time`, `timestamp`, `@timestamp`.
+   */
+  readonly timeKeys: readonly string[]
+  /** Field holding the message, for `line: 'message'`. */
+  messageKey: string
+  /** Level numbers -> names (see levelName()). */
+  levels: ReadonlyMap<number, string>
+}
+
 /** A field to lift: its name as given, the path into nested objects, and the name it is sent as. */
 interface Field {
   readonly spec: string
@@ -260,46 +222,114 @@ function withoutPath(obj: Record<string, unknown>, path: readonly string[], i: n
   return copy
 }
 
+/**
+ * Maps records to entries under one set of options. Label objects for records that lift no
+ * fields are cached per level, so the common case allocates only the entry itself.
+ */
 export class RecordMapper {
   readonly #o: ResolvedMapping
-  readonly #levelKey: string
+  readonly #source: RecordSource
   readonly #levelLabels = new Map<string, Readonly<Record<string, string>>>()
   readonly #liftsFields: boolean
   readonly #labelFields: readonly Field[]
   readonly #metadataFields: readonly Field[]
+  /** The head pino writes holds the time this source reads first. */
+  readonly #headTime: boolean
+  /** mapLine() may read the head alone: the entry needs nothing else from the record. */
+  readonly #fast: boolean
 
-  constructor(mapping: ResolvedMapping, levelKey: string) {
+  constructor(mapping: ResolvedMapping, source: RecordSource) {
     this.#o = mapping
-    this.#levelKey = levelKey
+    this.#source = { ...source }
     this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0
     this.#labelFields = mapping.labelsFrom.map(compileField)
     this.#metadataFields = mapping.metadataFrom.map(compileField)
+    this.#headTime = source.timeKeys[0] === 'time'
+    this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record'
   }
 
   get options(): ResolvedMapping {
     return this.#o
   }
 
-  /**
-   * Whether map() looks at the record's fields. It does not when nothing is lifted and the line
-   * is the serialised record: a caller holding that text then need not build the record at all,
-   * only find the level and the time.
-   */
-  get readsRecord(): boolean {
-    return this.#liftsFields || this.#o.line !== 'record'
+  /** The level table, replaced when the logger tells its own (pino's PINO_CONFIG). */
+  set levels(levels: ReadonlyMap<number, string>) {
+    this.#source.levels = levels
   }
 
-  /** `record` is read, never modified: winston hands the same info object to every transport. */
-  map(record: Record<string, unknown>, parts: RecordParts, messageKey: string): LogEntry {
+  set messageKey(key: string) {
+    this.#source.messageKey = key
+  }
+
+  /** The name a raw level value is sent under (see levelName()). */
+  levelName(raw: unknown): string | undefined {
+    return levelName(raw, this.#source.levels)
+  }
+
+  /**
+   * One record object. `serialized` is the record as the logger wrote it, when it did (winston's
+   * MESSAGE); `rawLevel` the level when the record keeps it elsewhere (winston's LEVEL symbol).
+   * `record` is read, never modified: winston hands the same info object to every transport.
+   */
+  map(record: Record<string, unknown>, serialized?: string, rawLevel: unknown = record[LEVEL_KEY]): LogEntry {
+    let time: unknown
+    for (const key of this.#source.timeKeys) {
+      time = record[key]
+      if (time !== undefined) break
+    }
+    return this.#entry(record, this.levelName(rawLevel), time, serialized)
+  }
+
+  /**
+   * One NDJSON line, shipped as it was written. Same entry as mapParsed(); lines in pino's
+   * default form skip JSON.parse when nothing but their level and time is needed (parsing
+   * every line was a quarter of the pino worker's time).
+   */
+  mapLine(line: string): LogEntry {
+    if (this.#fast) {
+      const head = readPinoHead(line)
+      if (head !== undefined) return this.#entry(undefined, this.levelName(head.level), head.time, line)
+    }
+    return this.mapParsed(line)
+  }
+
+  /**
+   * One NDJSON line, parsed. A line that is not a JSON object is still a line somebody wrote: it
+   * is shipped as it is, with no fields lifted. If it begins the way pino writes a record
+   * (`{"level":30,"time":1700000000000,`: most often a line cut short) it keeps that level and
+   * time; otherwise its level is unknown and its time the time it is pushed.
+   */
+  mapParsed(line: string): LogEntry {
+    let record: unknown
+    if (line.charCodeAt(firstNonBlank(line)) === 0x7b /* { */) {
+      try {
+        record = JSON.parse(line)
+      } catch {
+        record = undefined
+      }
+    }
+    if (isObject(record)) return this.map(record, line)
+    const head = this.#headTime ? PINO_HEAD.exec(line) : null
+    if (head === null) return this.#entry(undefined, undefined, undefined, line)
+    return this.#entry(undefined, this.levelName(Number(head[1])), Number(head[2]), line)
+  }
+
+  /** A line that is not to be parsed at all (the CLI's `--format text`). */
+  mapText(line: string): LogEntry {
+    return this.#entry(undefined, undefined, undefined, line)
+  }
+
+  /** `record` undefined: the line is text, lifting nothing and sent as `serialized` whatever `line` says. */
+  #entry(record: Record<string, unknown> | undefined, named: string | undefined, time: unknown, serialized: string | undefined): LogEntry {
     const o = this.#o
     // Loki's own name for a line without a level; it also keeps the stream label set non-empty.
-    const level = parts.level ?? (o.levelAs === 'label' ? 'unknown' : undefined)
+    const level = named ?? (o.levelAs === 'label' ? 'unknown' : undefined)
     let labels: Record<string, string> | undefined
     let metadata: Record<string, string> | undefined
     // Fields that did go into labels or metadata: the only ones a 'rest' line leaves out.
     let lifted: Field[] | undefined
 
-    if (!this.#liftsFields) {
+    if (!this.#liftsFields || record === undefined) {
       if (level !== undefined) {
         if (o.levelAs === 'label') labels = this.#labelsForLevel(level)
         else if (o.levelAs === 'metadata') metadata = { level }
@@ -310,8 +340,8 @@ export class RecordMapper {
         else if (o.levelAs === 'metadata') metadata = { level }
       }
       for (const f of this.#labelFields) {
-        const v = stringValue(fieldValue(record, f))
-        if (v === undefined || v === '') continue
+        const v = labelValue(fieldValue(record, f))
+        if (v === undefined) continue
         ;(labels ??= {})[f.name] = v
         ;(lifted ??= []).push(f)
       }
@@ -325,11 +355,13 @@ export class RecordMapper {
     }
 
     let line: string
-    if (o.line === 'record') {
-      line = parts.serialized ?? safeJson(record)
+    if (record === undefined) {
+      line = serialized ?? ''
+    } else if (o.line === 'record') {
+      line = serialized ?? safeJson(record)
     } else if (o.line === 'message') {
-      const msg = record[messageKey]
-      line = typeof msg === 'string' ? msg : (parts.serialized ?? safeJson(record))
+      const msg = record[this.#source.messageKey]
+      line = typeof msg === 'string' ? msg : (serialized ?? safeJson(record))
     } else {
       line = this.#rest(record, lifted ?? [])
     }
@@ -337,7 +369,7 @@ export class RecordMapper {
     const entry: LogEntry = { line }
     if (labels !== undefined) entry.labels = labels
     if (metadata !== undefined) entry.metadata = metadata
-    const ts = parts.time === undefined ? undefined : readRecordTime(parts.time)
+    const ts = time === undefined ? undefined : readRecordTime(time)
     if (ts !== undefined) entry.timestamp = ts
     return entry
   }
@@ -356,7 +388,7 @@ export class RecordMapper {
   #rest(record: Record<string, unknown>, lifted: readonly Field[]): string {
     let rest: Record<string, unknown> = {}
     for (const key of Object.keys(record)) {
-      if (key === this.#levelKey && this.#o.levelAs !== 'none') continue
+      if (key === LEVEL_KEY && this.#o.levelAs !== 'none') continue
       rest[key] = record[key]
     }
     for (const f of lifted) {
@@ -366,4 +398,15 @@ export class RecordMapper {
     }
     return safeJson(rest)
   }
+}
+
+/** JSON allows blanks before a value; JSON.parse is only tried on what starts as an object. */
+function firstNonBlank(s: string): number {
+  let i = 0
+  while (i < s.length) {
+    const c = s.charCodeAt(i)
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0d && c !== 0x0a) break
+    i++
+  }
+  return i
 }

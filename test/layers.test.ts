@@ -1,0 +1,117 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { expect, it } from 'vitest'
+
+// The layering the architecture promises, checked on the sources: what a user's import loads.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+/** The published entry points, as tsup.config.ts lists them, minus lokiwire/testing itself. */
+const SHIPPED = ['src/index.ts', 'src/adapters/pino.ts', 'src/adapters/winston.ts']
+
+/** Every source file `entry` reaches through relative imports (static, dynamic and re-exports). */
+function reach(entry: string): Set<string> {
+  const seen = new Set<string>()
+  const todo = [entry]
+  while (todo.length > 0) {
+    const file = todo.pop()!
+    if (seen.has(file)) continue
+    seen.add(file)
+    const src = readFileSync(join(root, file), 'utf8')
+    for (const m of src.matchAll(/(?:from|import)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      todo.push(relative(root, join(root, dirname(file), m[1]!.replace(/\.js$/, '.ts'))))
+    }
+  }
+  return seen
+}
+
+it.each(SHIPPED)('%s never loads the test receiver or its strict decoders (src/testing)', (entry) => {
+  const reached = [...reach(entry)]
+  expect(reached.length).toBeGreaterThan(SHIPPED.indexOf(entry) === 0 ? 10 : 1)
+  expect(reached.filter((f) => f.startsWith('src/testing/'))).toEqual([])
+})
+
+// The same on the build the package publishes (`npm test` builds it first): every chunk a
+// shipped entry loads, for ESM and CJS, is free of the testing module's decoders.
+const BUILT = ['dist/index.js', 'dist/index.cjs', 'dist/pino/index.js', 'dist/pino/index.cjs', 'dist/winston/index.js', 'dist/winston/index.cjs']
+
+function reachBuilt(entry: string): Map<string, string> {
+  const seen = new Map<string, string>()
+  const todo = [entry]
+  while (todo.length > 0) {
+    const file = todo.pop()!
+    if (seen.has(file)) continue
+    const src = readFileSync(join(root, file), 'utf8')
+    seen.set(file, src)
+    for (const m of src.matchAll(/(?:from|import|require)\s*\(?\s*['"](\.{1,2}\/[^'"]+)['"]/g)) todo.push(relative(root, join(root, dirname(file), m[1]!)))
+  }
+  return seen
+}
+
+it.each(BUILT)('built %s loads no chunk of lokiwire/testing', (entry) => {
+  const reached = reachBuilt(entry)
+  expect(reached.size).toBeGreaterThan(1) // the core chunk, at least
+  for (const [file, src] of reached) {
+    expect(file.startsWith('dist/testing/'), file).toBe(false)
+    // Names only the testing module defines: bundling keeps them, wherever its code lands.
+    expect(/\bfunction (decodePushRequest|decodeJsonPush|createLokiTestServer)\b/.test(src), `${file} holds testing code`).toBe(false)
+  }
+})
+
+/** The shipped library's sources: everything but the test receiver and the CLI. */
+function librarySources(): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  for (const entry of readdirSync(join(root, 'src'), { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue
+    const file = relative(root, join(entry.parentPath, entry.name))
+    if (file.startsWith('src/testing/') || file.startsWith('src/cli/')) continue
+    out.push([file, readFileSync(join(root, file), 'utf8')])
+  }
+  expect(out.length).toBeGreaterThan(20)
+  return out
+}
+
+function offenders(pattern: RegExp, allowed: readonly string[]): string[] {
+  return librarySources().flatMap(([file, src]) =>
+    allowed.includes(file) ? [] : src.split('\n').flatMap((line, i) => (pattern.test(line) ? [`${file}:${i + 1}: ${line.trim()}`] : [])),
+  )
+}
+
+it('nothing above the transport reads an HTTP status: SendResult carries the failure class', () => {
+  expect(offenders(/\bstatus(Code)?\s*(===|!==|==|!=|>=|<=|<|>)\s*\d/, ['src/transport.ts'])).toEqual([])
+})
+
+it('error codes are named through ErrorCodes, never spelled as literals outside errors.ts', () => {
+  expect(offenders(/['"`]LOKI_[A-Z_]+['"`]/, ['src/errors.ts'])).toEqual([])
+})
+
+it('the settlement is the one owner of the end of a batch: nothing else finishes one', () => {
+  expect(offenders(/\.finish\(/, ['src/settlement.ts'])).toEqual([])
+})
+
+/** ARCHITECTURE.md's layers, top down, by module name; imports may only point down. */
+const LAYERS: ReadonlyArray<readonly string[]> = [
+  ['client', 'intake', 'exit'],
+  ['batcher', 'queue', 'delivery', 'settlement', 'replay', 'ledger', 'retry', 'breaker'],
+  ['spool', 'transport', 'diagnostics'],
+  ['encode/index', 'encode/request', 'encode/entries', 'encode/protobuf', 'encode/json', 'encode/read'],
+  ['labels', 'metadata', 'timestamp', 'types', 'errors', 'events', 'options', 'warnings', 'version'],
+]
+/** Type-only imports that point up today; they go away when their types move to the model. */
+const UPWARD_ALLOWED = new Set(['options -> encode/index', 'options -> spool', 'events -> breaker'])
+
+it('imports point down the layers of ARCHITECTURE.md, never up', () => {
+  const level = new Map<string, number>()
+  LAYERS.forEach((names, i) => names.forEach((n) => level.set(n, i)))
+  const up: string[] = []
+  for (const [file, src] of librarySources()) {
+    const me = file.replace(/^src\//, '').replace(/\.ts$/, '')
+    const mine = level.get(me)
+    if (mine === undefined) continue // index.ts and the adapters sit on top of everything
+    for (const m of src.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
+      const dep = relative(join(root, 'src'), join(root, dirname(file), m[1]!))
+      const theirs = level.get(dep)
+      if (theirs !== undefined && theirs < mine && !UPWARD_ALLOWED.has(`${me} -> ${dep}`)) up.push(`${me} -> ${dep}`)
+    }
+  }
+  expect(up).toEqual([])
+})

@@ -1,0 +1,102 @@
+import pino from 'pino'
+import { describe, expect, it } from 'vitest'
+import { levelTable } from '../src/levels.js'
+import { readPinoHead, RecordMapper, resolveMapping, type RecordSource } from '../src/mapping.js'
+
+/** What a pino logger writes, one string a line. */
+function written(log: (d: pino.DestinationStream) => void): string[] {
+  const lines: string[] = []
+  log({ writable: true, write: (l: string) => void lines.push(l.replace(/\n$/, '')) } as pino.DestinationStream)
+  return lines
+}
+
+const pinoLines = [
+  ...written((d) => {
+    const log = pino(d)
+    log.info({ seq: 1, user: 'u1' }, 'request handled')
+    log.warn('careful')
+    log.error(new Error('boom'))
+    log.fatal({ req: { method: 'GET', headers: { host: 'x' }, level: 'nested' }, list: [1, { a: null, time: 3 }], ok: true }, 'nested')
+    log.info({ who: 'Zoë', s: '\u0000\u001f\u2028' }, 'héllo € 😀 日本 \ud800')
+    log.child({ service: 'billing' }).info({ quote: 'say "hi" "level"', path: 'C:\\tmp', n: 2 ** 80, big: 1e308 }, 'escapes')
+    log.info({ time: 5 }, 'own time')
+    log.info({ level: 'custom' }, 'own level')
+    log.child({ time: 7, level: 60 }).info('bindings repeat the head keys')
+    log.info({ unit: 'time', word: 'level' }, 'values that look like keys')
+  }),
+  ...written((d) => {
+    const log = pino({ customLevels: { audit: 35, odd: 37 } }, d)
+    log.audit('named')
+    log.odd({ deep: { deeper: { deepest: [[[]]] } } }, 'named too')
+  }),
+  ...written((d) => pino({ mixin: () => ({ level: 50 }) }, d).info('mixin')),
+  ...written((d) => pino({ timestamp: pino.stdTimeFunctions.unixTime }, d).info('seconds')),
+  ...written((d) => pino({ timestamp: pino.stdTimeFunctions.isoTime }, d).info('iso')),
+  ...written((d) => pino({ timestamp: pino.stdTimeFunctions.isoTimeNano }, d).info('iso nano')),
+  ...written((d) => pino({ timestamp: false }, d).info('no time')),
+  ...written((d) => pino({ formatters: { level: (label) => ({ level: label.toUpperCase() }) } }, d).info('named level')),
+  ...written((d) => pino({ base: null }, d).info({})),
+]
+
+const handWritten = [
+  '{"level":30,"time":1700000000000,"msg":"x"}',
+  '{"level":99,"time":1700000000000,"msg":"unnamed level"}',
+  '{"level":30,"time":1700000000000123456789,"msg":"nanoseconds, past exact doubles"}',
+  '{"level":99999999999999999999999,"time":99999999999999999999999999999,"msg":"huge numbers"}',
+  '{"level":30,"time":1700000000000,"msg":"x","level":40}',
+  '{"level":30,"time":1700000000000,"msg":"x","time":1}',
+  '{"level":30,"time":1700000000000,"\\u006cevel":50}',
+  '{"level":30,"time":1700000000000,"\\u0074ime":1}',
+  '{"level":30,"time":1700000000000,"msg":"\\u00e9"}',
+  '{"level":30,"time":1700000000000,"msg":"x"} ',
+  '{"level":30,"time":1700000000000,"msg":"x"}{"level":50}',
+  '{"level":30,"time":1700000000000,"msg":"x",}',
+  '{"level":30,"time":01700000000000,"msg":"leading zero"}',
+  '{"level":30,"time":1.7e12,"msg":"exponent"}',
+  '{"level":-30,"time":1700000000000,"msg":"sign"}',
+  '{"level" :30,"time":1700000000000,"msg":"spaced head"}',
+  ' {"level":30,"time":1700000000000,"msg":"blank first"}',
+  '{"level":"30","time":"1700000000000"}',
+  '{"time":1700000000000,"level":30}',
+  'plain text',
+  '[1,2]',
+  'null',
+  '{',
+  '',
+]
+
+// Every line cut at every place: broken JSON of every shape pino's output can be cut into.
+const corpus = [...pinoLines, ...handWritten]
+for (const line of [...pinoLines.slice(0, 6), handWritten[0]!, handWritten[4]!]) {
+  for (let i = 1; i < line.length; i++) corpus.push(line.slice(0, i))
+}
+
+const PINO: RecordSource = { timeKeys: ['time'], messageKey: 'msg', levels: levelTable({ audit: 35 }, 'customLevels') }
+const CLI: RecordSource = { timeKeys: ['time', 'timestamp', '@timestamp'], messageKey: 'msg', levels: levelTable(undefined, 'levels') }
+
+describe("pino's head fast path is the general mapping, faster", () => {
+  it('the corpus has lines of every kind: read from the head, parsed, and refused by JSON.parse', () => {
+    const head = corpus.filter((l) => readPinoHead(l) !== undefined).length
+    const refused = corpus.filter((l) => {
+      try {
+        JSON.parse(l)
+        return false
+      } catch {
+        return true
+      }
+    }).length
+    expect(corpus.length).toBeGreaterThan(1500)
+    expect(head).toBeGreaterThan(300)
+    expect(corpus.length - head).toBeGreaterThan(300)
+    expect(refused).toBeGreaterThan(1000)
+  })
+
+  for (const [name, source] of [['pino', PINO], ['CLI', CLI]] as const) {
+    for (const levelAs of ['label', 'metadata', 'none'] as const) {
+      it(`mapLine() gives what mapParsed() gives for every line (${name}, levelAs '${levelAs}')`, () => {
+        const mapper = new RecordMapper(resolveMapping({ levelAs }), source)
+        for (const line of corpus) expect(mapper.mapLine(line), line).toEqual(mapper.mapParsed(line))
+      })
+    }
+  }
+})
