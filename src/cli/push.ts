@@ -18,7 +18,7 @@ import {
 } from './args.js'
 import type { CliIO } from './io.js'
 import { LineSplitter } from './lines.js'
-import { Intake } from './intake.js'
+import { StdinFeed } from './stdin-feed.js'
 import { plural, RateMeter } from './metrics.js'
 import { oneLine, outcome, progressLine, type Ending } from './outcome.js'
 import { Progress } from './progress.js'
@@ -139,14 +139,14 @@ interface PipeOptions {
 }
 
 /**
- * The wiring of one run: stdin into the intake (back-pressure, src/cli/intake.ts), signals and
+ * The wiring of one run: stdin into the feed (back-pressure, src/cli/stdin-feed.ts), signals and
  * end of input into the client's close, and the outcome (src/cli/outcome.ts) into the exit status.
  */
 async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<number> {
   const { stdin, stderr } = io
   const splitter = new LineSplitter(MAX_LINE_BYTES)
   const highWater = client.limits.maxBufferBytes * HIGH_WATER
-  const intake = new Intake(splitter, { push: (line) => client.push(opts.mapLine(line)), full: () => client.bufferUsedBytes > highWater }, stdin)
+  const feed = new StdinFeed(splitter, { push: (line) => client.push(opts.mapLine(line)), full: () => client.bufferUsedBytes > highWater }, stdin)
 
   let lastError: string | undefined
   client.on('failed', (e) => {
@@ -156,13 +156,13 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
     if (e.error) lastError = oneLine(e.error.message)
   })
   // Room is made by deliveries and by drops.
-  client.on('sent', () => intake.room())
-  client.on('drop', () => intake.room())
+  client.on('sent', () => feed.room())
+  client.on('drop', () => feed.room())
 
   const rate = new RateMeter()
   rate.rate(0)
   const progress = opts.showProgress
-    ? new Progress({ out: stderr, live: stderr.isTTY === true, intervalMs: PLAIN_PROGRESS_MS, render: () => progressLine(client.stats(), rate.rate(intake.read), intake.read, intake.paused) })
+    ? new Progress({ out: stderr, live: stderr.isTTY === true, intervalMs: PLAIN_PROGRESS_MS, render: () => progressLine(client.stats(), rate.rate(feed.read), feed.read, feed.paused) })
     : undefined
   if (progress && stdin.isTTY) stderr.write('lokiwire: reading lines from the terminal; Ctrl-D ends the input\n')
   progress?.start()
@@ -172,11 +172,11 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
   const keepAlive = setInterval(() => {}, 1 << 30)
   let onSignal: (signal: NodeJS.Signals) => void = () => {}
   const ending = await new Promise<Ending>((resolve) => {
-    stdin.on('data', (chunk: Buffer | string) => intake.write(chunk))
+    stdin.on('data', (chunk: Buffer | string) => feed.write(chunk))
     stdin.once('end', () => resolve({ kind: 'eof' }))
     stdin.once('error', (err: Error) => resolve({ kind: 'error', message: `reading stdin failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` }))
     onSignal = (signal) => {
-      if (intake.stopped) {
+      if (feed.stopped) {
         // Asked twice: the operator wants out now. What is not delivered is counted as destroyed.
         void client.destroy()
         return
@@ -192,9 +192,9 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
     stdin.pause()
     stdin.destroy()
   }
-  intake.end()
+  feed.end()
 
-  if (progress && ending.kind === 'signal') progress.note(`lokiwire: ${ending.signal}: stopped reading; delivering ${plural(intake.read, 'line')} read (deadline ${opts.closeTimeoutMs} ms)`)
+  if (progress && ending.kind === 'signal') progress.note(`lokiwire: ${ending.signal}: stopped reading; delivering ${plural(feed.read, 'line')} read (deadline ${opts.closeTimeoutMs} ms)`)
   await client.close({ timeoutMs: opts.closeTimeoutMs })
   clearInterval(keepAlive)
   process.off('SIGINT', onSignal)

@@ -5,7 +5,7 @@ import type { LineSplitter } from './lines.js'
 const CHECK_EVERY_BYTES = 64 * 1024
 
 /** Where the lines go: the client, seen only through what back-pressure needs. */
-export interface IntakeSink {
+export interface FeedSink {
   push(line: string): void
   /** True above the high-water mark: no more lines until room is made. */
   full(): boolean
@@ -23,9 +23,9 @@ export interface Pausable {
  * writer waits instead of lines being dropped. Room (a delivery or a drop) feeds the held lines
  * and resumes the input. No process state: the caller wires stdin, the client and signals.
  */
-export class Intake {
+export class StdinFeed {
   readonly #splitter: LineSplitter
-  readonly #sink: IntakeSink
+  readonly #sink: FeedSink
   readonly #input: Pausable
   /** Lines read but not yet pushed: what is held back while the input is paused. */
   #pending: string[] = []
@@ -34,7 +34,7 @@ export class Intake {
   #paused = false
   #stopped = false
 
-  constructor(splitter: LineSplitter, sink: IntakeSink, input: Pausable) {
+  constructor(splitter: LineSplitter, sink: FeedSink, input: Pausable) {
     this.#splitter = splitter
     this.#sink = sink
     this.#input = input

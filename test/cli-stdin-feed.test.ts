@@ -1,8 +1,8 @@
-// The policy of `lokiwire push`, in-process: stdin back-pressure (Intake) and the exit status
+// The policy of `lokiwire push`, in-process: stdin back-pressure (StdinFeed) and the exit status
 // (outcome). cli.test.ts runs the wired command in child processes.
 import { describe, expect, it } from 'vitest'
 import type { LokiClientStats } from '../src/client.js'
-import { Intake } from '../src/cli/intake.js'
+import { StdinFeed } from '../src/cli/stdin-feed.js'
 import { LineSplitter } from '../src/cli/lines.js'
 import { oneLine, outcome, type RunOutcome } from '../src/cli/outcome.js'
 import { DROP_REASONS } from '../src/types.js'
@@ -13,30 +13,30 @@ function harness(room: number) {
   let delivered = 0
   const input = { paused: false, pauses: 0, resumes: 0, pause() { this.paused = true; this.pauses++ }, resume() { this.paused = false; this.resumes++ } }
   const sink = { push: (line: string) => void pushed.push(line), full: () => pushed.length - delivered >= room }
-  const intake = new Intake(new LineSplitter(1024), sink, input)
+  const feed = new StdinFeed(new LineSplitter(1024), sink, input)
   const deliver = () => {
     delivered = pushed.length
-    intake.room()
+    feed.room()
   }
-  return { pushed, input, intake, deliver }
+  return { pushed, input, feed, deliver }
 }
 
 const chunk = (from: number, n: number) => Array.from({ length: n }, (_, i) => `line ${from + i}\n`).join('')
 const lines = (n: number) => Array.from({ length: n }, (_, i) => `line ${i}`)
 
-describe('Intake (stdin back-pressure)', () => {
+describe('StdinFeed (stdin back-pressure)', () => {
   it('pushes while there is room; pauses the input when full and resumes it when room is made, losing nothing', () => {
-    const { pushed, input, intake, deliver } = harness(2)
+    const { pushed, input, feed, deliver } = harness(2)
     // Room is checked before a chunk (and every 64 KiB within one): this chunk fills the sink.
-    intake.write(chunk(0, 2))
+    feed.write(chunk(0, 2))
     expect(pushed).toEqual(lines(2))
     expect(input.paused).toBe(false)
     // Full: the next chunk is held and the input paused, so the writer's pipe fills.
-    intake.write(chunk(2, 3))
+    feed.write(chunk(2, 3))
     expect(pushed).toEqual(lines(2))
     expect(input.paused).toBe(true)
-    expect(intake.paused).toBe(true)
-    expect(intake.read).toBe(5)
+    expect(feed.paused).toBe(true)
+    expect(feed.read).toBe(5)
     // Room is made: the held lines go, in order, and the input resumes.
     deliver()
     expect(pushed).toEqual(lines(5))
@@ -45,32 +45,32 @@ describe('Intake (stdin back-pressure)', () => {
   })
 
   it('pausing again while paused does not pause the input twice, and room while not paused does nothing', () => {
-    const { input, intake, deliver } = harness(0)
-    intake.room()
+    const { input, feed, deliver } = harness(0)
+    feed.room()
     expect(input.pauses).toBe(0)
-    intake.write(chunk(0, 2))
-    intake.write(chunk(2, 2))
+    feed.write(chunk(0, 2))
+    feed.write(chunk(2, 2))
     expect(input.pauses).toBe(1)
-    expect(intake.read).toBe(4)
+    expect(feed.read).toBe(4)
     deliver()
     expect(input.pauses).toBe(1)
   })
 
   it('at the end every held line and the last partial line are pushed, in order, and later input is ignored', () => {
-    const { pushed, input, intake } = harness(1)
-    intake.write(chunk(0, 1))
-    intake.write(`${chunk(1, 2)}tail without newline`)
+    const { pushed, input, feed } = harness(1)
+    feed.write(chunk(0, 1))
+    feed.write(`${chunk(1, 2)}tail without newline`)
     expect(pushed).toEqual(['line 0'])
     expect(input.paused).toBe(true)
-    intake.end()
+    feed.end()
     expect(pushed).toEqual([...lines(3), 'tail without newline'])
-    expect(intake.read).toBe(4)
-    expect(intake.stopped).toBe(true)
-    expect(intake.paused).toBe(false)
+    expect(feed.read).toBe(4)
+    expect(feed.stopped).toBe(true)
+    expect(feed.paused).toBe(false)
     // Stopped: room does not resume the input, and lines written after the end are not taken.
-    intake.room()
-    intake.write(chunk(9, 1))
-    intake.end()
+    feed.room()
+    feed.write(chunk(9, 1))
+    feed.end()
     expect(pushed).toHaveLength(4)
     expect(input.resumes).toBe(0)
   })
@@ -79,14 +79,14 @@ describe('Intake (stdin back-pressure)', () => {
     const pushed: string[] = []
     let fullAt = 2000
     const input = { pause() {}, resume() {} }
-    const intake = new Intake(new LineSplitter(1024), { push: (l) => void pushed.push(l), full: () => pushed.length >= fullAt }, input)
+    const feed = new StdinFeed(new LineSplitter(1024), { push: (l) => void pushed.push(l), full: () => pushed.length >= fullAt }, input)
     const line = 'x'.repeat(100)
-    intake.write(`${line}\n`.repeat(10_000))
+    feed.write(`${line}\n`.repeat(10_000))
     // Not the whole chunk: it stopped at the first check past the mark (about 530 lines of 124 bytes).
     expect(pushed.length).toBeGreaterThanOrEqual(2000)
     expect(pushed.length).toBeLessThan(2000 + 600)
     fullAt = Number.POSITIVE_INFINITY
-    intake.room()
+    feed.room()
     expect(pushed).toHaveLength(10_000)
   })
 })
