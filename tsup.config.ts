@@ -15,11 +15,16 @@ const common: Options = {
   platform: 'node',
   // One shared chunk for the core, so `transport.client instanceof LokiClient` holds across subpaths.
   splitting: true,
-  sourcemap: true,
   define: { __LOKIWIRE_VERSION__: JSON.stringify(version) },
 }
 
 export default defineConfig((cli) => {
+  // The package ships no source maps: the JavaScript is not minified, so a stack trace already
+  // reads against it, and the maps were 63 % of the tarball, the CommonJS ones holding absolute
+  // paths of the machine that built them. `--env.LOKIWIRE_SOURCEMAP 1` builds them for local
+  // profiling (bench/lib/profile.mjs maps hot spots back to src/ with them); package.json's
+  // `files` keeps them out of a tarball even then.
+  const sourcemap = String(cli.env?.LOKIWIRE_SOURCEMAP) === '1'
   // Type declarations take most of a build's time and only the published package needs them: the
   // tests run the JavaScript. `npm test` builds with `--env.LOKIWIRE_DTS 0` (an option tsup
   // hands this function, so it works in every shell); `npm run build` and CI keep them.
@@ -27,6 +32,7 @@ export default defineConfig((cli) => {
   return [
     {
       ...common,
+      sourcemap,
       entry,
       format: ['esm'],
       dts,
@@ -35,6 +41,7 @@ export default defineConfig((cli) => {
     },
     {
       ...common,
+      sourcemap,
       entry,
       format: ['cjs'],
       dts,
@@ -47,6 +54,7 @@ export default defineConfig((cli) => {
     },
     {
       ...common,
+      sourcemap,
       // The CLI is an executable, not an API: ESM only, no typings.
       entry: { cli: 'src/cli/main.ts' },
       format: ['esm'],

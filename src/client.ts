@@ -3,7 +3,7 @@ import { Batcher, type CutBatch } from './batcher.js'
 import { Breaker, type BreakerState } from './breaker.js'
 import { Delivery } from './delivery.js'
 import type { LokiClientEvents } from './events.js'
-import { registerExitFlush, unregisterExitFlush } from './exit.js'
+import { registerExitFlush, unregisterExitFlush, type ExitHooks } from './exit.js'
 import { Intake } from './intake.js'
 import { Ledger } from './ledger.js'
 import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
@@ -150,7 +150,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     })
     this.#intake = new Intake({ opts, batcher: this.#batcher, queue, ledger, makeRoom: (cost) => this.#makeRoom(cost) })
     // Always: besides flushOnExit and the spool, the 'exit' hook reports what the exit loses.
-    registerExitFlush(this)
+    registerExitFlush(this.#exitHooks)
     this.#replay?.start()
   }
 
@@ -269,7 +269,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   async #release(graceful: boolean): Promise<void> {
     this.#replay?.stop()
     this.#ledger.flushWarnings(false)
-    unregisterExitFlush(this)
+    unregisterExitFlush(this.#exitHooks)
     this.#breaker.shutdown()
     try {
       if (graceful) await this.#transport.close()
@@ -279,19 +279,22 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     }
   }
 
-  /** @internal Natural exit with entries still buffered: deliver them within closeTimeoutMs. */
-  onBeforeExit(): void {
+  /** This client's share of the process's exit listeners (src/exit.ts); not part of the public class. */
+  readonly #exitHooks: ExitHooks = { beforeExit: () => this.#onBeforeExit(), exit: () => this.#onExit() }
+
+  /** Natural exit with entries still buffered: deliver them within closeTimeoutMs. */
+  #onBeforeExit(): void {
     if (this.#opts.flushOnExit && this.#state === 'open' && this.#batcher.entries + this.#queue.entries > 0) void this.close()
   }
 
   /**
-   * @internal The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
+   * The process is exiting (process.exit(), an uncaught exception, the loop ran dry):
    * only synchronous work runs now. With a spool, everything not yet delivered, requests in
    * flight included, is written to disk; a replay resends it and Loki drops any duplicates.
    * What is left (no spool, or a write that failed) is counted as dropped (`exit`), and drops
    * not yet reported by a warning are reported now.
    */
-  onExit(): void {
+  #onExit(): void {
     if (this.#state === 'destroyed') return
     const replay = this.#replay
     if (replay !== undefined) {

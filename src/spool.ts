@@ -74,7 +74,6 @@ export class Spool {
   #sealed: string[] = []
   /** Records read from a segment and not yet handed out. */
   #ready: SpoolRecord[] = []
-  #reading: ReadSegment | undefined
   #usable = true
 
   constructor(opts: Required<SpoolOptions>, onProblem: (p: SpoolProblem) => void) {

@@ -3,7 +3,7 @@ import { buildConnector, Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { channels } from './diagnostics.js'
 import type { EncodedBody } from './encode/index.js'
-import { ErrorCodes, LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
+import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { VERSION } from './version.js'
 

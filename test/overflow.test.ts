@@ -3,7 +3,7 @@ import vm from 'node:vm'
 import { expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import { ENTRY_OVERHEAD_BYTES } from '../src/client.js'
-import { assertIdentity, seqLines, waitUntil, useLoki } from './helpers.js'
+import { assertIdentity, waitUntil, useLoki } from './helpers.js'
 
 v8.setFlagsFromString('--expose-gc')
 

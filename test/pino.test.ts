@@ -212,7 +212,7 @@ describe("lokiStream: lines in pino's default form are read from their head", ()
   const table: [string, string, boolean][] = []
   const add = (what: string, lines: string[], head: boolean) => {
     if (lines.length === 0) throw new Error(`${what}: nothing written`)
-    lines.forEach((l, i) => table.push([`${what} ${i}`, l, head]))
+    for (const [i, l] of lines.entries()) table.push([`${what} ${i}`, l, head])
   }
   add('default', written((d) => {
     const log = pino(d)

@@ -49,7 +49,7 @@ export function fmtCount(xs) {
 export function packageVersion(name, from = BENCH_DIR) {
   try {
     const require = createRequire(from.endsWith('/') ? from : `${from}/`)
-    let dir = require.resolve(`${name}/package.json`)
+    const dir = require.resolve(`${name}/package.json`)
     return JSON.parse(readFileSync(dir, 'utf8')).version
   } catch {
     // Packages whose exports map hides package.json: walk up from the entry point.

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { LokiOptionError } from '../errors.js'
+import type { LokiOptionError } from '../errors.js'
 import type { LokiClientOptions, TlsOptions } from '../options.js'
 
 /** A mistake on the command line: reported as one line on stderr with exit code 2. */
@@ -28,29 +28,53 @@ export type FlagValues = Record<string, string | boolean | string[] | undefined>
  * documented, or documented without being accepted.
  */
 export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], command: string): FlagValues {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {}
+  const options: ParseOptions = {}
   for (const s of specs) {
     options[s.name] = { type: s.type, ...(s.short ? { short: s.short } : {}), ...(s.multiple ? { multiple: true } : {}) }
   }
   try {
     return parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }).values as FlagValues
   } catch (err) {
-    const code = (err as { code?: string }).code
-    const message = String((err as Error).message ?? err).split('\n')[0]!
-    const unknown = /^Unknown option '([^']+)'/.exec(message)
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
-      throw new CliUsageError(`unknown flag ${unknown[1]} (see ${command} --help)`)
-    }
-    const positional = /^Unexpected argument '([^']*)'/.exec(message)
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL' && positional) {
-      throw new CliUsageError(`unexpected argument "${positional[1]}" (see ${command} --help)`)
-    }
-    const missing = /^Option '(-[^ ']+)[^']*' argument (missing|is ambiguous)/.exec(message)
-    if (missing) throw new CliUsageError(`${missing[1]} needs a value (see ${command} --help)`)
-    const noValue = /^Option '(-[^ ']+)' does not take an argument/.exec(message)
-    if (noValue) throw new CliUsageError(`${noValue[1]} takes no value (see ${command} --help)`)
-    throw new CliUsageError(`${message.replace(/\.$/, '')} (see ${command} --help)`)
+    throw new CliUsageError(`${describeParseError(err, argv, options)} (see ${command} --help)`)
   }
+}
+
+type ParseOptions = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>
+
+/**
+ * parseArgs' messages are English prose that may change with any Node release: the error's `code`
+ * says what went wrong, and a lenient re-parse into tokens says where.
+ */
+function describeParseError(err: unknown, argv: readonly string[], options: ParseOptions): string {
+  const code = (err as { code?: unknown } | null)?.code
+  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true })
+  switch (code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const t = tokens.find((x) => x.kind === 'option' && !Object.hasOwn(options, x.name))
+      if (t?.kind === 'option') return `unknown flag ${t.rawName}`
+      break
+    }
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const t = tokens.find((x) => x.kind === 'positional')
+      if (t?.kind === 'positional') return `unexpected argument "${t.value}"`
+      break
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      for (const t of tokens) {
+        if (t.kind !== 'option' || !Object.hasOwn(options, t.name)) continue
+        if (options[t.name]!.type === 'boolean') {
+          if (t.value !== undefined) return `${t.rawName} takes no value`
+        } else if (t.value === undefined || (!t.inlineValue && t.value.length > 1 && t.value.startsWith('-'))) {
+          // Missing, or followed by another flag: `--url --labels a=b` is a forgotten value.
+          // A value that starts with a dash is given inline: --name=-value.
+          return `${t.rawName} needs a value`
+        }
+      }
+      break
+    }
+  }
+  // A code this parser does not know yet: Node's own first line.
+  return String((err as Error | null)?.message ?? err).split('\n')[0]!.replace(/\.$/, '')
 }
 
 export function formatFlags(specs: readonly FlagSpec[]): string {

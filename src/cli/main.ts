@@ -49,9 +49,9 @@ async function main(argv: readonly string[], io: CliIO): Promise<number> {
   try {
     return await run(rest, io)
   } catch (err) {
-    if (err instanceof LokiOptionError) err = usageFromOptionError(err)
-    if (err instanceof CliUsageError) err.command ??= command
-    throw err
+    const usage = err instanceof LokiOptionError ? usageFromOptionError(err) : err
+    if (usage instanceof CliUsageError) usage.command ??= command
+    throw usage
   }
 }
 

@@ -1,7 +1,6 @@
-import { LokiClient, ENTRY_OVERHEAD_BYTES } from '../client.js'
+import { LokiClient } from '../client.js'
 import { LokiOptionError } from '../errors.js'
 import type { LokiClientOptions } from '../options.js'
-import { DROP_REASONS } from '../types.js'
 import {
   CONNECTION_FLAGS,
   CliUsageError,
@@ -19,7 +18,9 @@ import {
 } from './args.js'
 import type { CliIO } from './io.js'
 import { LineSplitter } from './lines.js'
-import { count, plural, RateMeter } from './metrics.js'
+import { StdinFeed } from './stdin-feed.js'
+import { plural, RateMeter } from './metrics.js'
+import { oneLine, outcome, progressLine, type Ending } from './outcome.js'
 import { Progress } from './progress.js'
 import { createLineMapper, type InputFormat } from './record.js'
 
@@ -31,8 +32,6 @@ const MAX_LINE_BYTES = 256 * 1024
  * when the mark is crossed (64 KiB from a pipe) so pausing never turns into dropping.
  */
 const HIGH_WATER = 0.8
-/** Buffer usage is re-checked once per this much text: about one pipe chunk, so a pause lands near the mark. */
-const CHECK_EVERY_BYTES = 64 * 1024
 const PLAIN_PROGRESS_MS = 2000
 
 export const PUSH_FLAGS: readonly FlagSpec[] = [
@@ -139,78 +138,31 @@ interface PipeOptions {
   showProgress: boolean
 }
 
-type Ending = { kind: 'eof' } | { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'error'; message: string }
-
+/**
+ * The wiring of one run: stdin into the feed (back-pressure, src/cli/stdin-feed.ts), signals and
+ * end of input into the client's close, and the outcome (src/cli/outcome.ts) into the exit status.
+ */
 async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<number> {
   const { stdin, stderr } = io
   const splitter = new LineSplitter(MAX_LINE_BYTES)
   const highWater = client.limits.maxBufferBytes * HIGH_WATER
-  /** Lines read but not yet pushed: what is held back while stdin is paused. */
-  let pending: string[] = []
-  let head = 0
-  let read = 0
-  let paused = false
-  let stopping = false
+  const feed = new StdinFeed(splitter, { push: (line) => client.push(opts.mapLine(line)), full: () => client.bufferUsedBytes > highWater }, stdin)
+
   let lastError: string | undefined
-
-  const remember = (message: string) => {
-    lastError = message.replace(/\s+/g, ' ').trim().slice(0, 300)
-  }
-  client.on('failed', (e) => remember(e.error.message))
-  client.on('drop', (e) => {
-    if (e.error) remember(e.error.message)
+  client.on('failed', (e) => {
+    lastError = oneLine(e.error.message)
   })
-
-  const full = () => client.bufferUsedBytes > highWater
-
-  /** Pushes held lines while there is room; pauses stdin when there is not. */
-  const feed = () => {
-    let sinceCheck = 0
-    if (full()) return pause()
-    while (head < pending.length) {
-      const line = pending[head++]!
-      client.push(opts.mapLine(line))
-      sinceCheck += line.length + ENTRY_OVERHEAD_BYTES
-      if (sinceCheck >= CHECK_EVERY_BYTES && head < pending.length) {
-        sinceCheck = 0
-        if (full()) return pause()
-      }
-    }
-    pending = []
-    head = 0
-    if (paused && !stopping) {
-      paused = false
-      stdin.resume()
-    }
-  }
-  const pause = () => {
-    if (paused) return
-    // The producer's writes now block on a full pipe: it slows down instead of lines being lost.
-    paused = true
-    stdin.pause()
-  }
-  // Room is made by deliveries and by drops (a rejecting Loki must not leave stdin paused forever).
-  const onRoom = () => {
-    if (paused && !stopping) feed()
-  }
-  client.on('sent', onRoom)
-  client.on('drop', onRoom)
+  client.on('drop', (e) => {
+    if (e.error) lastError = oneLine(e.error.message)
+  })
+  // Room is made by deliveries and by drops.
+  client.on('sent', () => feed.room())
+  client.on('drop', () => feed.room())
 
   const rate = new RateMeter()
   rate.rate(0)
   const progress = opts.showProgress
-    ? new Progress({
-        out: stderr,
-        live: stderr.isTTY === true,
-        intervalMs: PLAIN_PROGRESS_MS,
-        render: () => {
-          const s = client.stats()
-          let line = `lokiwire: ${count(rate.rate(read))} lines/s  read ${count(read)}  sent ${count(s.sent.entries)}  buffered ${count(s.buffered.entries + s.inFlight.entries)}  retries ${count(s.retries)}  dropped ${count(s.dropped.total)}  connections ${s.connections}`
-          if (s.breaker !== 'closed') line += `  breaker ${s.breaker}`
-          if (paused) line += '  (input paused: buffer full)'
-          return line
-        },
-      })
+    ? new Progress({ out: stderr, live: stderr.isTTY === true, intervalMs: PLAIN_PROGRESS_MS, render: () => progressLine(client.stats(), rate.rate(feed.read), feed.read, feed.paused) })
     : undefined
   if (progress && stdin.isTTY) stderr.write('lokiwire: reading lines from the terminal; Ctrl-D ends the input\n')
   progress?.start()
@@ -220,17 +172,11 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
   const keepAlive = setInterval(() => {}, 1 << 30)
   let onSignal: (signal: NodeJS.Signals) => void = () => {}
   const ending = await new Promise<Ending>((resolve) => {
-    stdin.on('data', (chunk: Buffer | string) => {
-      if (stopping) return
-      const before = pending.length
-      splitter.write(chunk, pending)
-      read += pending.length - before
-      feed()
-    })
+    stdin.on('data', (chunk: Buffer | string) => feed.write(chunk))
     stdin.once('end', () => resolve({ kind: 'eof' }))
     stdin.once('error', (err: Error) => resolve({ kind: 'error', message: `reading stdin failed: ${(err as NodeJS.ErrnoException).code ?? err.message}` }))
     onSignal = (signal) => {
-      if (stopping) {
+      if (feed.stopped) {
         // Asked twice: the operator wants out now. What is not delivered is counted as destroyed.
         void client.destroy()
         return
@@ -240,51 +186,33 @@ async function pipe(client: LokiClient, io: CliIO, opts: PipeOptions): Promise<n
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   })
-  stopping = true
-  paused = false
   if (ending.kind !== 'eof') {
     // Nothing written after the signal is taken: it could not be delivered within the deadline
     // anyway, and the writer learns so from EPIPE instead of a silent loss.
     stdin.pause()
     stdin.destroy()
   }
-  // At the end nothing is held back: the held lines fit in the headroom kept above the high-water mark.
-  const before = pending.length
-  splitter.end(pending)
-  read += pending.length - before
-  for (let i = head; i < pending.length; i++) client.push(opts.mapLine(pending[i]!))
-  pending = []
-  head = 0
+  feed.end()
 
-  if (progress && ending.kind === 'signal') progress.note(`lokiwire: ${ending.signal}: stopped reading; delivering ${plural(read, 'line')} read (deadline ${opts.closeTimeoutMs} ms)`)
+  if (progress && ending.kind === 'signal') progress.note(`lokiwire: ${ending.signal}: stopped reading; delivering ${plural(feed.read, 'line')} read (deadline ${opts.closeTimeoutMs} ms)`)
   await client.close({ timeoutMs: opts.closeTimeoutMs })
   clearInterval(keepAlive)
   process.off('SIGINT', onSignal)
   process.off('SIGTERM', onSignal)
 
-  const s = client.stats()
   if (progress) {
     progress.print()
     progress.stop()
   }
-  const notes: string[] = []
-  if (s.truncated > 0 || splitter.cut > 0) notes.push(`${plural(Math.max(s.truncated, splitter.cut), 'line')} over ${MAX_LINE_BYTES} bytes cut`)
-
-  if (s.dropped.total > 0) {
-    const reasons = DROP_REASONS.filter((r) => s.dropped[r] > 0).map((r) => `${r}: ${count(s.dropped[r])}`)
-    const why = lastError ? `; last error: ${lastError}` : s.dropped.close_timeout > 0 ? `; no answer from Loki within --close-timeout (${opts.closeTimeoutMs} ms)` : ''
-    stderr.write(`lokiwire: ${plural(s.dropped.total, 'line')} dropped (${reasons.join(', ')})${why}\n`)
-    return 1
-  }
-  if (ending.kind === 'error') {
-    stderr.write(`lokiwire: ${ending.message}; the ${plural(s.sent.entries, 'line')} read before it were delivered\n`)
-    return 1
-  }
-  if (s.spool.bytes > 0) {
-    // Kept, not lost: a distinct status so scripts can tell "retry later" from "gone".
-    stderr.write(`lokiwire: ${plural(s.spool.written, 'line')} went to the spool this run; the spool holds ${count(s.spool.bytes)} bytes for the next run with the same --spool\n`)
-    return 3
-  }
-  if (progress) stderr.write(`lokiwire: ${plural(s.sent.entries, 'line')} delivered in ${plural(s.sent.batches, 'batch', 'batches')}${notes.length ? `; ${notes.join('; ')}` : ''}\n`)
-  return 0
+  const { status, message } = outcome({
+    stats: client.stats(),
+    ending,
+    lastError,
+    closeTimeoutMs: opts.closeTimeoutMs,
+    cutLines: splitter.cut,
+    maxLineBytes: MAX_LINE_BYTES,
+    verbose: progress !== undefined,
+  })
+  if (message !== undefined) stderr.write(message)
+  return status
 }

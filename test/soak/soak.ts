@@ -630,7 +630,7 @@ export async function runSoak(options: SoakOptions = {}): Promise<SoakResult> {
       // The tail of the schedule is healthy; whatever is buffered must now get through.
       const f = await Promise.race([client.flush({ timeoutMs: DRAIN_TIMEOUT_MS }), aborted])
       // timedOut, not ok: batches from the fault phase may still end dropped or spooled here.
-      if (f !== undefined && f.timedOut) fail(`client did not drain within ${DRAIN_TIMEOUT_MS} ms of a healthy receiver: ${f.pendingEntries} entries pending, breaker ${client.stats().breaker}`)
+      if (f?.timedOut) fail(`client did not drain within ${DRAIN_TIMEOUT_MS} ms of a healthy receiver: ${f.pendingEntries} entries pending, breaker ${client.stats().breaker}`)
     }
     if (violation === undefined && useSpool) {
       // flush() waits only for batches that existed when it was called; replays loaded after
