@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest'
-import { LineSplitter } from '../src/cli/lines.js'
+import { LineSplitter } from '../src/ndjson.js'
 import { createLineMapper } from '../src/cli/record.js'
 import { levelName as nameOf, levelTable } from '../src/levels.js'
 import { readRecordTime as timestampOf } from '../src/timestamp.js'

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest'
 import type { LokiClientStats } from '../src/client.js'
 import { StdinFeed } from '../src/cli/stdin-feed.js'
-import { LineSplitter } from '../src/cli/lines.js'
+import { LineSplitter } from '../src/ndjson.js'
 import { oneLine, outcome, type RunOutcome } from '../src/cli/outcome.js'
 import { DROP_REASONS } from '../src/types.js'
 

@@ -17,7 +17,7 @@ import {
   type FlagSpec,
 } from './args.js'
 import type { CliIO } from './io.js'
-import { LineSplitter } from './lines.js'
+import { LineSplitter } from '../ndjson.js'
 import { StdinFeed } from './stdin-feed.js'
 import { plural, RateMeter } from './metrics.js'
 import { oneLine, outcome, progressLine, type Ending } from './outcome.js'
