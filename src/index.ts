@@ -1,16 +1,16 @@
-export { LokiClient } from './client.js'
-export type { CloseOptions, FlushOptions, FlushResult, LokiClientStats } from './client.js'
+export { LokiClient } from './client/client.js'
+export type { CloseOptions, FlushOptions, FlushResult, LokiClientStats } from './client/client.js'
 export type {
   BatchOptions,
   BreakerOptions,
   LokiClientOptions,
   RetryOptions,
   TlsOptions,
-} from './options.js'
-export type { BreakerEvent, DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent, SpoolEvent } from './events.js'
-export type { SpoolOptions } from './spool.js'
-export type { BreakerState } from './breaker.js'
-export type { DropReason, LogEntry } from './types.js'
+} from './model/options.js'
+export type { BreakerEvent, DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent, SpoolEvent } from './model/events.js'
+export type { SpoolOptions } from './spool/spool.js'
+export type { BreakerState } from './pipeline/breaker.js'
+export type { DropReason, LogEntry } from './model/types.js'
 export {
   ErrorCodes,
   LokiAbortError,
@@ -20,7 +20,7 @@ export {
   LokiNetworkError,
   LokiOptionError,
   LokiTimeoutError,
-} from './errors.js'
-export type { ErrorCode } from './errors.js'
-export type { RequestEndMessage, RequestErrorMessage, RequestStartMessage } from './diagnostics.js'
-export { VERSION } from './version.js'
+} from './model/errors.js'
+export type { ErrorCode } from './model/errors.js'
+export type { RequestEndMessage, RequestErrorMessage, RequestStartMessage } from './transport/diagnostics.js'
+export { VERSION } from './model/version.js'

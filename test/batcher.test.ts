@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { Batcher, type CutBatch, type StreamBuffer } from '../src/batcher.js'
+import { Batcher, type CutBatch, type StreamBuffer } from '../src/pipeline/batcher.js'
 import { decodePushRequest } from '../src/testing/index.js'
 
 const stream = { selector: '{app="a"}', labels: { app: 'a' } }

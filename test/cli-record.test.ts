@@ -1,8 +1,8 @@
 import { expect, it } from 'vitest'
-import { LineSplitter } from '../src/ndjson.js'
+import { LineSplitter } from '../src/records/ndjson.js'
 import { createLineMapper } from '../src/cli/record.js'
-import { levelName as nameOf, levelTable } from '../src/levels.js'
-import { readRecordTime as timestampOf } from '../src/timestamp.js'
+import { levelName as nameOf, levelTable } from '../src/records/levels.js'
+import { readRecordTime as timestampOf } from '../src/model/timestamp.js'
 
 const levelName = (v: unknown) => nameOf(v, levelTable({ audit: 35 }, 'customLevels'))
 

@@ -1,11 +1,11 @@
 // The policy of `lokiwire push`, in-process: stdin back-pressure (StdinFeed) and the exit status
 // (outcome). cli.test.ts runs the wired command in child processes.
 import { describe, expect, it } from 'vitest'
-import type { LokiClientStats } from '../src/client.js'
+import type { LokiClientStats } from '../src/client/client.js'
 import { StdinFeed } from '../src/cli/stdin-feed.js'
-import { LineSplitter } from '../src/ndjson.js'
+import { LineSplitter } from '../src/records/ndjson.js'
 import { oneLine, outcome, type RunOutcome } from '../src/cli/outcome.js'
-import { DROP_REASONS } from '../src/types.js'
+import { DROP_REASONS } from '../src/model/types.js'
 
 /** A sink that holds at most `room` lines until it is drained, and an input that records its state. */
 function harness(room: number) {

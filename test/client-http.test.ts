@@ -2,7 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import { describe, expect, it, vi } from 'vitest'
 import { ErrorCodes, LokiClient, LokiHttpError } from '../src/index.js'
 import type { FailedEvent, RequestEndMessage } from '../src/index.js'
-import { Transport } from '../src/transport.js'
+import { Transport } from '../src/transport/transport.js'
 import type { DropEvent } from '../src/index.js'
 import { assertExactlyOnce, assertIdentity, FAST, seqLines, useLoki } from './helpers.js'
 

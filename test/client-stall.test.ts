@@ -4,8 +4,8 @@ import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { LokiClient, LokiTimeoutError } from '../src/index.js'
 import type { BreakerState, FailedEvent } from '../src/index.js'
-import { resolveOptions } from '../src/options.js'
-import { Transport } from '../src/transport.js'
+import { resolveOptions } from '../src/model/options.js'
+import { Transport } from '../src/transport/transport.js'
 import { assertExactlyOnce, assertIdentity, extraResources, resources, seqLines, waitUntil, useLoki } from './helpers.js'
 
 const loki = useLoki()

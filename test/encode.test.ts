@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { compressSync, uncompressSync } from 'snappy'
 import { batchOfBody, buildRequest, encodeBodySync, encodeJson, EntryBuffer, entryCount, halveBatch, type EncodedBatch } from '../src/encode/index.js'
-import { labelsOfSelector, selectorOf } from '../src/labels.js'
+import { labelsOfSelector, selectorOf } from '../src/model/labels.js'
 import { decodeJsonPush, decodePushRequest } from '../src/testing/index.js'
 
 const labels = { app: 'enc' }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { beforeAll, describe, expect, it } from 'vitest'
-import * as src from '../src/errors.js'
+import * as src from '../src/model/errors.js'
 
 // The two module systems each load their own copy of the built package: what a user gets when one
 // dependency imports lokiwire and another requires it.

@@ -1,8 +1,8 @@
 // The exit hooks: one pair of process listeners shared by every client, reachable only through
-// src/exit.ts. The process-level paths (process.exit(), the spool's last write, a pino worker at
+// src/client/exit.ts. The process-level paths (process.exit(), the spool's last write, a pino worker at
 // exit) run in child processes in spool-process.test.ts and pino-worker.test.ts.
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { LokiClient } from '../src/client.js'
+import { LokiClient } from '../src/client/client.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { waitUntil } from './helpers.js'
 

@@ -9,7 +9,7 @@ import winston from 'winston'
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest'
 import { lokiStream } from '../src/adapters/pino.js'
 import { LokiTransport } from '../src/adapters/winston.js'
-import { LokiClient } from '../src/client.js'
+import { LokiClient } from '../src/client/client.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { mapLimit, trackTimers, waitUntil } from './helpers.js'
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { resolveLabels as resolve, sanitizeLabelName, selectorOf, truncateUtf8, type ResolvedStream } from '../src/labels.js'
-import { readTimestamp } from '../src/timestamp.js'
+import { resolveLabels as resolve, sanitizeLabelName, selectorOf, truncateUtf8, type ResolvedStream } from '../src/model/labels.js'
+import { readTimestamp } from '../src/model/timestamp.js'
 
 // The tests below read .labels of the label sets that resolve.
 const resolveLabels = (...a: Parameters<typeof resolve>) => resolve(...a) as ResolvedStream

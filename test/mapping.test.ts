@@ -1,7 +1,7 @@
 import pino from 'pino'
 import { describe, expect, it } from 'vitest'
-import { levelTable } from '../src/levels.js'
-import { readPinoHead, RecordMapper, resolveMapping, type RecordSource } from '../src/mapping.js'
+import { levelTable } from '../src/records/levels.js'
+import { readPinoHead, RecordMapper, resolveMapping, type RecordSource } from '../src/records/mapping.js'
 
 /** What a pino logger writes, one string a line. */
 function written(log: (d: pino.DestinationStream) => void): string[] {

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest'
 import { LokiClient, LokiEntryError, type DropEvent } from '../src/index.js'
-import { RecordMapper, resolveMapping } from '../src/mapping.js'
+import { RecordMapper, resolveMapping } from '../src/records/mapping.js'
 import { assertIdentity, FAST, useLoki } from './helpers.js'
 
 const ctx = useLoki()

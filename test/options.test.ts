@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ErrorCodes, LokiClient, LokiError, LokiOptionError } from '../src/index.js'
-import { CLIENT_KEYS, resolveOptions, type BatchOptions } from '../src/options.js'
-import { keysOf } from '../src/validate.js'
+import { CLIENT_KEYS, resolveOptions, type BatchOptions } from '../src/model/options.js'
+import { keysOf } from '../src/model/validate.js'
 
 const base = { url: 'http://127.0.0.1:3100', labels: { app: 'x' } }
 

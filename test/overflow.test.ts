@@ -2,7 +2,7 @@ import v8 from 'node:v8'
 import vm from 'node:vm'
 import { expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
-import { ENTRY_OVERHEAD_BYTES } from '../src/client.js'
+import { ENTRY_OVERHEAD_BYTES } from '../src/client/client.js'
 import { assertIdentity, waitUntil, useLoki } from './helpers.js'
 
 v8.setFlagsFromString('--expose-gc')

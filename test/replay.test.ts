@@ -2,11 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, expect, it } from 'vitest'
-import { Breaker } from '../src/breaker.js'
-import type { SpoolEvent } from '../src/events.js'
-import { BatchQueue, type Batch } from '../src/queue.js'
-import { SpoolReplay } from '../src/replay.js'
-import { Spool } from '../src/spool.js'
+import { Breaker } from '../src/pipeline/breaker.js'
+import type { SpoolEvent } from '../src/model/events.js'
+import { BatchQueue, type Batch } from '../src/pipeline/queue.js'
+import { SpoolReplay } from '../src/pipeline/replay.js'
+import { Spool } from '../src/spool/spool.js'
 
 // SpoolReplay on its own: a real spool directory and a real queue whose batches stay in flight
 // until the test ends them, so what the replay loads is exactly what the queue holds.

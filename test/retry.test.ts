@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { attemptTimeout, backoffDelay, decideRetry } from '../src/retry.js'
-import { parseRetryAfter } from '../src/transport.js'
+import { attemptTimeout, backoffDelay, decideRetry } from '../src/pipeline/retry.js'
+import { parseRetryAfter } from '../src/transport/transport.js'
 
 const policy = { maxAttempts: 5, minDelayMs: 100, maxDelayMs: 1000, budgetMs: 10_000, maxRetryAfterMs: 5000 }
 

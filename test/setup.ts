@@ -1,7 +1,7 @@
 // Every test file fails on an unhandled rejection, an uncaught exception, or an 'error' event
 // from a client: the library promises the host process never sees any of them because of logging.
 import { afterAll } from 'vitest'
-import { LokiClient } from '../src/client.js'
+import { LokiClient } from '../src/client/client.js'
 
 const problems: unknown[] = []
 const onProblem = (err: unknown) => {

@@ -6,7 +6,7 @@ import vm from 'node:vm'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import type { SpoolEvent } from '../src/index.js'
-import { Spool, type SpoolRecord } from '../src/spool.js'
+import { Spool, type SpoolRecord } from '../src/spool/spool.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertExactlyOnce, assertIdentity, seqLines, waitUntil } from './helpers.js'
 

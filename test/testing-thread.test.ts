@@ -38,7 +38,7 @@ it('the mirror: reads are synchronous and current, commands apply before the nex
   // The receiver thread needs the built entry; through a URL so type-checking does not need dist/.
   const built = new URL('../dist/testing/index.js', import.meta.url).href
   const { createLokiTestServer } = (await import(built)) as typeof import('../src/testing/index.js')
-  const { LokiClient } = await import('../src/client.js')
+  const { LokiClient } = await import('../src/client/client.js')
   const loki = await createLokiTestServer({ thread: true })
   const client = new LokiClient({ url: loki.url, labels: { app: 't' }, retry: { maxAttempts: 1 } })
   try {

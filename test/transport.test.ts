@@ -12,8 +12,8 @@ import { Pool } from 'undici'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCodes, LokiClient, type LokiHttpError, LokiNetworkError } from '../src/index.js'
 import type { DropEvent, FailedEvent } from '../src/index.js'
-import { resolveOptions, type LokiClientOptions } from '../src/options.js'
-import { DRAIN_LIMIT, trackingConnector, Transport, type SendResult } from '../src/transport.js'
+import { resolveOptions, type LokiClientOptions } from '../src/model/options.js'
+import { DRAIN_LIMIT, trackingConnector, Transport, type SendResult } from '../src/transport/transport.js'
 import { FAST, waitUntil } from './helpers.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void

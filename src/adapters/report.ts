@@ -5,10 +5,10 @@
  */
 import { writeSync } from 'node:fs'
 import { isMainThread } from 'node:worker_threads'
-import type { BreakerState } from '../breaker.js'
-import type { LokiClient } from '../client.js'
-import type { BreakerEvent, DropEvent, FailedEvent } from '../events.js'
-import type { DropReason } from '../types.js'
+import type { BreakerState } from '../pipeline/breaker.js'
+import type { LokiClient } from '../client/client.js'
+import type { BreakerEvent, DropEvent, FailedEvent } from '../model/events.js'
+import type { DropReason } from '../model/types.js'
 
 /** Entries lost since the previous summary. */
 export interface LokiDropSummary {

@@ -16,7 +16,7 @@
  * however late it fired. The wait stays bounded: at most HOLD_MS of free loop time, or
  * HOLD_MS / MAX_TICK_CREDIT_MS turns of a loop that keeps being blocked.
  */
-import type { LokiClient } from '../client.js'
+import type { LokiClient } from '../client/client.js'
 
 /** Loop-free time without a delivery after which the gate gives up on backpressure. */
 const HOLD_MS = 1000

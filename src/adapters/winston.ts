@@ -6,17 +6,17 @@
  */
 import { createRequire } from 'node:module'
 import type TransportStreamType from 'winston-transport'
-import { LokiClient, type CloseOptions, type FlushResult } from '../client.js'
-import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../mapping.js'
-import type { LokiClientOptions } from '../options.js'
-import { keysOf } from '../validate.js'
+import { LokiClient, type CloseOptions, type FlushResult } from '../client/client.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../records/mapping.js'
+import type { LokiClientOptions } from '../model/options.js'
+import { keysOf } from '../model/validate.js'
 import { Reporter, type LokiAdapterEvents } from './report.js'
 import { RoomGate } from './room.js'
 
-export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../mapping.js'
+export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../records/mapping.js'
 export type { LokiAdapterEvents, LokiBreakerNotice, LokiDropSummary } from './report.js'
-export type { CloseOptions, FlushResult, LokiClientStats } from '../client.js'
-export type { LokiClient } from '../client.js'
+export type { CloseOptions, FlushResult, LokiClientStats } from '../client/client.js'
+export type { LokiClient } from '../client/client.js'
 
 // triple-beam's symbols, by their registry names: no import needed to read them.
 const LEVEL = Symbol.for('level')

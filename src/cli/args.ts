@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import type { LokiOptionError } from '../errors.js'
-import type { LokiClientOptions, TlsOptions } from '../options.js'
+import type { LokiOptionError } from '../model/errors.js'
+import type { LokiClientOptions, TlsOptions } from '../model/options.js'
 
 /** A mistake on the command line: reported as one line on stderr with exit code 2. */
 export class CliUsageError extends Error {

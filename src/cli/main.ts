@@ -1,5 +1,5 @@
-import { LokiOptionError } from '../errors.js'
-import { VERSION } from '../version.js'
+import { LokiOptionError } from '../model/errors.js'
+import { VERSION } from '../model/version.js'
 import { CliUsageError, usageFromOptionError } from './args.js'
 import { runDemo } from './demo.js'
 import type { CliIO } from './io.js'

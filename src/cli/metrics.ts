@@ -1,5 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import type { RequestEndMessage } from '../diagnostics.js'
+import type { RequestEndMessage } from '../transport/diagnostics.js'
 
 /** 12345 -> "12,345": counts in progress lines are read at a glance. */
 export function count(n: number): string {

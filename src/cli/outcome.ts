@@ -1,5 +1,5 @@
-import type { LokiClientStats } from '../client.js'
-import { DROP_REASONS } from '../types.js'
+import type { LokiClientStats } from '../client/client.js'
+import { DROP_REASONS } from '../model/types.js'
 import { count, plural } from './metrics.js'
 
 /** How the input of `lokiwire push` ended. */

@@ -1,6 +1,6 @@
-import { LokiClient } from '../client.js'
-import { LokiOptionError } from '../errors.js'
-import type { LokiClientOptions } from '../options.js'
+import { LokiClient } from '../client/client.js'
+import { LokiOptionError } from '../model/errors.js'
+import type { LokiClientOptions } from '../model/options.js'
 import {
   CONNECTION_FLAGS,
   CliUsageError,
@@ -17,7 +17,7 @@ import {
   type FlagSpec,
 } from './args.js'
 import type { CliIO } from './io.js'
-import { LineSplitter } from '../ndjson.js'
+import { LineSplitter } from '../records/ndjson.js'
 import { StdinFeed } from './stdin-feed.js'
 import { plural, RateMeter } from './metrics.js'
 import { oneLine, outcome, progressLine, type Ending } from './outcome.js'

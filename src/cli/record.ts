@@ -4,9 +4,9 @@
  * parsing only decides its timestamp, its level label and any lifted labels or metadata. A line
  * that is not a JSON object is shipped as plain text, never dropped for its shape.
  */
-import { levelTable } from '../levels.js'
-import { RecordMapper, resolveMapping } from '../mapping.js'
-import type { LogEntry } from '../types.js'
+import { levelTable } from '../records/levels.js'
+import { RecordMapper, resolveMapping } from '../records/mapping.js'
+import type { LogEntry } from '../model/types.js'
 
 export type InputFormat = 'auto' | 'text'
 

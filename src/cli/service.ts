@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import type { LokiPinoStream } from '../adapters/pino.js'
-import type { LokiClient } from '../client.js'
-import { PINO_LEVELS } from '../levels.js'
+import type { LokiClient } from '../client/client.js'
+import { PINO_LEVELS } from '../records/levels.js'
 
 /**
  * The slice of pino's Logger API the demo service calls. A pino logger fits it as it is; where

@@ -1,5 +1,5 @@
-import { ENTRY_OVERHEAD_BYTES } from '../client.js'
-import type { LineSplitter } from '../ndjson.js'
+import { ENTRY_OVERHEAD_BYTES } from '../client/client.js'
+import type { LineSplitter } from '../records/ndjson.js'
 
 /** Buffer usage is re-checked once per this much text: about one pipe chunk, so a pause lands near the mark. */
 const CHECK_EVERY_BYTES = 64 * 1024

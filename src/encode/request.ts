@@ -1,4 +1,4 @@
-import type { PlainStream } from '../types.js'
+import type { PlainStream } from '../model/types.js'
 import { EntryBuffer, midpoint } from './entries.js'
 import { TAG_1_LEN, varintSize, writeString, writeVarint } from './protobuf.js'
 

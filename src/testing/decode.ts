@@ -12,7 +12,7 @@
 
 import { gunzipSync, inflateRawSync, inflateSync } from 'node:zlib'
 import { uncompressSync } from 'snappy'
-import { isObject } from '../validate.js'
+import { isObject } from '../model/validate.js'
 
 export interface DecodedEntry {
   /** Epoch nanoseconds as a canonical decimal string (no leading zeros). */

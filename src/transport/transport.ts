@@ -2,10 +2,10 @@ import type { Socket } from 'node:net'
 import { buildConnector, Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { channels } from './diagnostics.js'
-import type { EncodedBody } from './encode/index.js'
-import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from './errors.js'
-import type { ResolvedOptions } from './options.js'
-import { VERSION } from './version.js'
+import type { EncodedBody } from '../encode/index.js'
+import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from '../model/errors.js'
+import type { ResolvedOptions } from '../model/options.js'
+import { VERSION } from '../model/version.js'
 
 /**
  * Why an attempt failed, as `stats().failedRequests` counts it. The transport decides it, so

@@ -1,7 +1,7 @@
 import CircuitBreaker from 'opossum'
-import { ErrorCodes, LokiError } from './errors.js'
-import type { BreakerOptions } from './options.js'
-import type { SendResult } from './transport.js'
+import { ErrorCodes, LokiError } from '../model/errors.js'
+import type { BreakerOptions } from '../model/options.js'
+import type { SendResult } from '../transport/transport.js'
 
 export type BreakerState = 'closed' | 'open' | 'halfOpen'
 

@@ -11,8 +11,8 @@ import {
 } from 'node:fs'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
-import type { EncodedBody } from './encode/index.js'
-import type { SpoolEvent } from './events.js'
+import type { EncodedBody } from '../encode/index.js'
+import type { SpoolEvent } from '../model/events.js'
 
 /*
  * A durable spool for batches that cannot be delivered now. Writes are synchronous on purpose:

@@ -1,9 +1,9 @@
-import { LokiAbortError, type LokiError } from './errors.js'
-import type { SentEvent } from './events.js'
+import { LokiAbortError, type LokiError } from '../model/errors.js'
+import type { SentEvent } from '../model/events.js'
 import type { Ledger } from './ledger.js'
 import type { Batch, BatchQueue } from './queue.js'
 import type { SpoolReplay } from './replay.js'
-import type { DropReason } from './types.js'
+import type { DropReason } from '../model/types.js'
 
 /** Reasons a spool can rescue: Loki was unreachable or slow, not wrong about the data. */
 const SPOOLABLE: ReadonlySet<DropReason> = new Set<DropReason>(['retries_exhausted', 'buffer_full', 'close_timeout'])

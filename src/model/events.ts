@@ -1,4 +1,4 @@
-import type { BreakerState } from './breaker.js'
+import type { BreakerState } from '../pipeline/breaker.js'
 import type { LokiError } from './errors.js'
 import type { DropReason } from './types.js'
 

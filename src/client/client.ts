@@ -1,17 +1,17 @@
 import { EventEmitter } from 'node:events'
-import { Batcher, type CutBatch } from './batcher.js'
-import { Breaker, type BreakerState } from './breaker.js'
-import { Delivery } from './delivery.js'
-import type { LokiClientEvents } from './events.js'
+import { Batcher, type CutBatch } from '../pipeline/batcher.js'
+import { Breaker, type BreakerState } from '../pipeline/breaker.js'
+import { Delivery } from '../pipeline/delivery.js'
+import type { LokiClientEvents } from '../model/events.js'
 import { registerExitFlush, unregisterExitFlush, type ExitHooks } from './exit.js'
 import { Intake } from './intake.js'
-import { Ledger } from './ledger.js'
-import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from './options.js'
-import { BatchQueue, createBatch } from './queue.js'
-import { SpoolReplay } from './replay.js'
-import { Settlement } from './settlement.js'
-import { Transport } from './transport.js'
-import type { DropReason, LogEntry } from './types.js'
+import { Ledger } from '../pipeline/ledger.js'
+import { resolveOptions, type LokiClientOptions, type ResolvedOptions } from '../model/options.js'
+import { BatchQueue, createBatch } from '../pipeline/queue.js'
+import { SpoolReplay } from '../pipeline/replay.js'
+import { Settlement } from '../pipeline/settlement.js'
+import { Transport } from '../transport/transport.js'
+import type { DropReason, LogEntry } from '../model/types.js'
 
 export { ENTRY_OVERHEAD_BYTES } from './intake.js'
 
@@ -279,7 +279,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     }
   }
 
-  /** This client's share of the process's exit listeners (src/exit.ts); not part of the public class. */
+  /** This client's share of the process's exit listeners (src/client/exit.ts); not part of the public class. */
   readonly #exitHooks: ExitHooks = { beforeExit: () => this.#onBeforeExit(), exit: () => this.#onExit() }
 
   /** Natural exit with entries still buffered: deliver them within closeTimeoutMs. */

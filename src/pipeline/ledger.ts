@@ -1,9 +1,9 @@
 import type { EventEmitter } from 'node:events'
-import { LokiEntryError } from './errors.js'
-import type { DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent } from './events.js'
-import type { FailureClass } from './transport.js'
-import { DROP_REASONS, type DropReason } from './types.js'
-import { DropWarnings } from './warnings.js'
+import { LokiEntryError } from '../model/errors.js'
+import type { DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent } from '../model/events.js'
+import type { FailureClass } from '../transport/transport.js'
+import { DROP_REASONS, type DropReason } from '../model/types.js'
+import { DropWarnings } from '../model/warnings.js'
 
 export type DropCounts = { total: number } & Record<DropReason, number>
 export type FailureCounts = { total: number } & Record<FailureClass, number>

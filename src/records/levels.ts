@@ -2,8 +2,8 @@
  * Level names: one rule for every record that reaches Loki through the adapters or the CLI, so
  * the same record gets the same `level` whichever way it came.
  */
-import { LokiOptionError } from './errors.js'
-import { DIGITS, isObject } from './validate.js'
+import { LokiOptionError } from '../model/errors.js'
+import { DIGITS, isObject } from '../model/validate.js'
 
 /** pino's levels; bunyan uses the same numbers. */
 export const PINO_LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const

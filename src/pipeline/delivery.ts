@@ -1,12 +1,12 @@
 import type { Breaker } from './breaker.js'
-import { batchOfBody, encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from './encode/index.js'
-import { ErrorCodes, LokiError } from './errors.js'
+import { batchOfBody, encodeBody, entryCount, halveBatch, type EncodedBatch, type EncodeOptions } from '../encode/index.js'
+import { ErrorCodes, LokiError } from '../model/errors.js'
 import type { Ledger } from './ledger.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
 import { attemptTimeout, decideRetry, type RetryPolicy } from './retry.js'
 import type { Settlement } from './settlement.js'
-import type { SendResult, Transport } from './transport.js'
-import type { DropReason } from './types.js'
+import type { SendResult, Transport } from '../transport/transport.js'
+import type { DropReason } from '../model/types.js'
 
 export interface DeliveryOptions {
   queue: BatchQueue

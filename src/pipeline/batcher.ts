@@ -1,6 +1,6 @@
-import { buildRequest, EntryBuffer, type EncodedBatch, type StreamPart } from './encode/index.js'
-import type { ResolvedStream } from './labels.js'
-import type { TimestampParts } from './timestamp.js'
+import { buildRequest, EntryBuffer, type EncodedBatch, type StreamPart } from '../encode/index.js'
+import type { ResolvedStream } from '../model/labels.js'
+import type { TimestampParts } from '../model/timestamp.js'
 
 export interface BatchLimits {
   maxEntries: number

@@ -1,9 +1,9 @@
 import type { Breaker } from './breaker.js'
-import { encodeBodySync, type EncodeOptions } from './encode/index.js'
-import { ErrorCodes, LokiError } from './errors.js'
-import type { SpoolEvent } from './events.js'
+import { encodeBodySync, type EncodeOptions } from '../encode/index.js'
+import { ErrorCodes, LokiError } from '../model/errors.js'
+import type { SpoolEvent } from '../model/events.js'
 import { createBatch, type Batch, type BatchQueue } from './queue.js'
-import { Spool, type SpoolOptions } from './spool.js'
+import { Spool, type SpoolOptions } from '../spool/spool.js'
 
 /** The idle replay reads a record from disk at most this often, however short the timeouts. */
 export const MIN_REPLAY_INTERVAL_MS = 1000

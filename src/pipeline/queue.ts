@@ -1,5 +1,5 @@
 import PQueue from 'p-queue'
-import type { EncodedBatch, EncodedBody } from './encode/index.js'
+import type { EncodedBatch, EncodedBody } from '../encode/index.js'
 
 /** A batch on its way to Loki. Its entries never change after it is cut. */
 export interface Batch {

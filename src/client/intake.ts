@@ -1,12 +1,12 @@
-import type { Batcher, StreamBuffer } from './batcher.js'
-import { isLabelName, isRefusal, labelNameProblem, NO_LABELS, resolveLabels, sanitizeLabelName, truncateUtf8, type Refusal, type ResolvedStream } from './labels.js'
-import type { Ledger } from './ledger.js'
-import { MAX_METADATA_PAIRS, metadataValue } from './metadata.js'
-import type { ResolvedOptions } from './options.js'
-import type { BatchQueue } from './queue.js'
-import { readTimestamp, type TimestampParts } from './timestamp.js'
-import type { LogEntry } from './types.js'
-import { warnNoLabels } from './warnings.js'
+import type { Batcher, StreamBuffer } from '../pipeline/batcher.js'
+import { isLabelName, isRefusal, labelNameProblem, NO_LABELS, resolveLabels, sanitizeLabelName, truncateUtf8, type Refusal, type ResolvedStream } from '../model/labels.js'
+import type { Ledger } from '../pipeline/ledger.js'
+import { MAX_METADATA_PAIRS, metadataValue } from '../model/metadata.js'
+import type { ResolvedOptions } from '../model/options.js'
+import type { BatchQueue } from '../pipeline/queue.js'
+import { readTimestamp, type TimestampParts } from '../model/timestamp.js'
+import type { LogEntry } from '../model/types.js'
+import { warnNoLabels } from '../model/warnings.js'
 
 /** Buffer-limit cost of an entry beyond its line and metadata: timestamp and framing. */
 export const ENTRY_OVERHEAD_BYTES = 24

@@ -3,13 +3,13 @@
  * lokiStream), a winston info object, a line read by the CLI. A field lifted into a label or
  * into metadata, a level, a time, behave the same way whichever logger produced them.
  */
-import { LokiOptionError } from './errors.js'
+import { LokiOptionError } from '../model/errors.js'
 import { levelName } from './levels.js'
-import { metadataValue, safeJson } from './metadata.js'
-import type { LokiClientOptions } from './options.js'
-import { readRecordTime } from './timestamp.js'
-import type { LogEntry } from './types.js'
-import { isObject, keysOf, oneOf } from './validate.js'
+import { metadataValue, safeJson } from '../model/metadata.js'
+import type { LokiClientOptions } from '../model/options.js'
+import { readRecordTime } from '../model/timestamp.js'
+import type { LogEntry } from '../model/types.js'
+import { isObject, keysOf, oneOf } from '../model/validate.js'
 
 /** Where the record's level goes. */
 export type LevelPlacement = 'label' | 'metadata' | 'none'

@@ -1,8 +1,8 @@
 import type { ConnectionOptions } from 'node:tls'
 import { LokiOptionError, ErrorCodes } from './errors.js'
 import { labelProblem, MAX_LABELS, type InvalidLabelsPolicy } from './labels.js'
-import type { Encoding } from './encode/index.js'
-import type { SpoolOptions } from './spool.js'
+import type { Encoding } from '../encode/index.js'
+import type { SpoolOptions } from '../spool/spool.js'
 import { bool, describe, int, isObject, keysOf, oneOf } from './validate.js'
 
 /** Batching limits. A batch is cut when any one of them is reached. */
