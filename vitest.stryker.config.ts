@@ -13,6 +13,7 @@ export default defineConfig({
     ...base.test,
     include: [
       'test/batcher.test.ts',
+      'test/breaker.test.ts',
       'test/client-http.test.ts',
       'test/client-stall.test.ts',
       'test/options.test.ts',
