@@ -133,9 +133,4 @@ export class BatchQueue {
   *evictable(): IterableIterator<Batch> {
     for (const b of this.pending) if (!b.sending) yield b
   }
-
-  /** Tasks queued or running in p-queue. */
-  get tasks(): number {
-    return this.#queue.size + this.#queue.pending
-  }
 }
