@@ -55,7 +55,9 @@ export class Breaker {
       for (const w of this.#waiters) w()
       this.#waiters.clear()
     }
-    // opossum opens the circuit as part of shutdown(); that is not news for the user.
+    // After shutdown() nothing the breaker does is news for the user. opossum 9 removes its
+    // listeners in shutdown() before any state could change, so this guard only matters for a
+    // version that emits a state change on the way down (the mutation run marks it equivalent).
     const moved = (state: BreakerState) => {
       if (this.#shutdown) return
       this.#state = state
