@@ -16,6 +16,7 @@
 import { EventEmitter } from 'node:events'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
 import type { Fault, LokiTestServer, LokiTestServerEvents, LokiTestServerOptions, ReceivedEntry, ReceivedRequest } from './server.js'
+import { waitForCondition } from './wait.js'
 
 /** Marks workerData meant for the receiver thread. */
 export const THREAD_MARK = 'lokiwire:testServerThread'
@@ -211,42 +212,7 @@ class ThreadedLokiTestServer implements LokiTestServer {
   }
 
   waitFor(predicate: (server: LokiTestServer) => boolean, opts: { timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = opts.timeoutMs ?? 5000
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      const cleanup = () => {
-        clearTimeout(timer)
-        this.#events.off('change', check)
-        this.#events.off('closed', onClosed)
-      }
-      const fail = (why: string) => {
-        cleanup()
-        reject(new Error(`waitFor: ${why}; condition: ${String(predicate).slice(0, 200)}; ${this.#describe()}`))
-      }
-      const check = (): boolean => {
-        let ok: boolean
-        try {
-          ok = predicate(this)
-        } catch (err) {
-          cleanup()
-          reject(err)
-          return true
-        }
-        if (ok) {
-          cleanup()
-          resolve()
-        }
-        return ok
-      }
-      const onClosed = () => {
-        if (!check()) fail('the server closed before the condition held')
-      }
-      if (check()) return
-      if (this.#down) return fail('the server is closed')
-      this.#events.on('change', check)
-      this.#events.on('closed', onClosed)
-      timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs)
-    })
+    return waitForCondition<LokiTestServer>(this, this.#events, () => this.#down, () => this.#describe(), predicate, opts.timeoutMs ?? 5000)
   }
 
   close(): Promise<void> {
