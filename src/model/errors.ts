@@ -11,18 +11,6 @@
  * `Symbol.for` key of its own, which both copies share through the global symbol registry.
  */
 
-/** True when `value` carries the brand `key` (a getter on the prototype of the branded class). */
-function branded(value: unknown, key: symbol): boolean {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[key] === true
-}
-
-const kLokiError = Symbol.for('lokiwire.error.LokiError')
-const kLokiOptionError = Symbol.for('lokiwire.error.LokiOptionError')
-const kLokiEntryError = Symbol.for('lokiwire.error.LokiEntryError')
-const kLokiHttpError = Symbol.for('lokiwire.error.LokiHttpError')
-const kLokiTimeoutError = Symbol.for('lokiwire.error.LokiTimeoutError')
-const kLokiNetworkError = Symbol.for('lokiwire.error.LokiNetworkError')
-const kLokiAbortError = Symbol.for('lokiwire.error.LokiAbortError')
 
 /** Every stable error code lokiwire uses. */
 export const ErrorCodes = {
@@ -50,15 +38,6 @@ export class LokiError extends Error {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause })
     this.code = code
   }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiError {
-    return branded(value, kLokiError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiError](): true {
-    return true
-  }
 }
 
 /** Thrown by the constructor when an option is missing, of the wrong type or out of range. */
@@ -70,15 +49,6 @@ export class LokiOptionError extends LokiError {
   constructor(option: string, message: string, code: ErrorCode = ErrorCodes.INVALID_OPTION) {
     super(code, `Invalid option "${option}": ${message}`)
     this.option = option
-  }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiOptionError {
-    return branded(value, kLokiOptionError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiOptionError](): true {
-    return true
   }
 }
 
@@ -100,15 +70,6 @@ export class LokiEntryError extends LokiError {
   static describe(field: string, message: string): string {
     return `Invalid entry field "${field}": ${message}`
   }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiEntryError {
-    return branded(value, kLokiEntryError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiEntryError](): true {
-    return true
-  }
 }
 
 /** Loki (or a proxy in front of it) answered with a status other than 2xx. */
@@ -123,15 +84,6 @@ export class LokiHttpError extends LokiError {
     this.status = status
     this.body = body
   }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiHttpError {
-    return branded(value, kLokiHttpError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiHttpError](): true {
-    return true
-  }
 }
 
 /** The attempt's total deadline (`requestTimeoutMs`) or an undici connect/headers/body timeout expired. */
@@ -139,15 +91,6 @@ export class LokiTimeoutError extends LokiError {
   override name = 'LokiTimeoutError'
   constructor(message: string, cause?: unknown) {
     super(ErrorCodes.REQUEST_TIMEOUT, message, { cause })
-  }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiTimeoutError {
-    return branded(value, kLokiTimeoutError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiTimeoutError](): true {
-    return true
   }
 }
 
@@ -164,15 +107,6 @@ export class LokiNetworkError extends LokiError {
   constructor(message: string, cause?: unknown, code: NetworkErrorCode = ErrorCodes.NETWORK) {
     super(code, message, { cause })
   }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiNetworkError {
-    return branded(value, kLokiNetworkError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiNetworkError](): true {
-    return true
-  }
 }
 
 /** The request was aborted because the client was destroyed or closed past its deadline. */
@@ -181,13 +115,26 @@ export class LokiAbortError extends LokiError {
   constructor(message: string, cause?: unknown) {
     super(ErrorCodes.ABORTED, message, { cause })
   }
-
-  static override [Symbol.hasInstance](value: unknown): value is LokiAbortError {
-    return branded(value, kLokiAbortError)
-  }
-
-  /** @internal The brand `instanceof` checks. */
-  get [kLokiAbortError](): true {
-    return true
-  }
 }
+
+/**
+ * Makes `instanceof cls` true for any error that carries the brand of `cls`: a getter keyed by
+ * `Symbol.for('lokiwire.error.<name>')` on the class's prototype. Every class is branded, or it
+ * would inherit its parent's check and claim its siblings' errors.
+ */
+function brand(cls: abstract new (...args: never[]) => LokiError, name: string): void {
+  const key = Symbol.for(`lokiwire.error.${name}`)
+  // Not enumerable: the brand shows in no JSON and no own keys of an error.
+  Object.defineProperty(cls.prototype, key, { get: () => true })
+  Object.defineProperty(cls, Symbol.hasInstance, {
+    value: (value: unknown): boolean => typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[key] === true,
+  })
+}
+
+brand(LokiError, 'LokiError')
+brand(LokiOptionError, 'LokiOptionError')
+brand(LokiEntryError, 'LokiEntryError')
+brand(LokiHttpError, 'LokiHttpError')
+brand(LokiTimeoutError, 'LokiTimeoutError')
+brand(LokiNetworkError, 'LokiNetworkError')
+brand(LokiAbortError, 'LokiAbortError')
