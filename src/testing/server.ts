@@ -1,11 +1,10 @@
-import { EventEmitter } from 'node:events'
 import { createServer } from 'node:http'
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { decodeBody, formatSelector } from './decode.js'
 import type { DecodedPushRequest } from './decode.js'
 import { createThreadedServer } from './threaded.js'
-import { waitForCondition } from './wait.js'
+import { ObservedReceiver } from './observed.js'
 
 export const PUSH_PATH = '/loki/api/v1/push'
 
@@ -180,7 +179,7 @@ interface Exchange {
   timers: Set<NodeJS.Timeout>
 }
 
-class LokiTestServerImpl implements LokiTestServer {
+class LokiTestServerImpl extends ObservedReceiver implements LokiTestServer {
   readonly url: string
   readonly pushUrl: string
   readonly port: number
@@ -190,7 +189,6 @@ class LokiTestServerImpl implements LokiTestServer {
   readonly connections = { open: 0, peak: 0, total: 0 }
 
   readonly #server: Server
-  readonly #events = new EventEmitter()
   readonly #keys = new Set<string>()
   readonly #sockets = new Set<Socket>()
   readonly #timers = new Set<NodeJS.Timeout>()
@@ -199,12 +197,10 @@ class LokiTestServerImpl implements LokiTestServer {
   #closing: Promise<void> | undefined
   /** close() has begun: nothing new is scheduled. */
   #closed = false
-  /** close() has finished. */
-  #down = false
 
   constructor(server: Server, host: string) {
+    super()
     this.#server = server
-    this.#events.setMaxListeners(0)
     this.port = (server.address() as AddressInfo).port
     this.url = `http://${host.includes(':') ? `[${host}]` : host}:${this.port}`
     this.pushUrl = this.url + PUSH_PATH
@@ -221,16 +217,6 @@ class LokiTestServerImpl implements LokiTestServer {
     this.#queue.push(...faults)
   }
 
-  on<E extends keyof LokiTestServerEvents>(event: E, listener: (...args: LokiTestServerEvents[E]) => void): this {
-    this.#events.on(event, listener as (...args: unknown[]) => void)
-    return this
-  }
-
-  off<E extends keyof LokiTestServerEvents>(event: E, listener: (...args: LokiTestServerEvents[E]) => void): this {
-    this.#events.off(event, listener as (...args: unknown[]) => void)
-    return this
-  }
-
   reset(): void {
     this.entries.length = 0
     this.requests.length = 0
@@ -241,10 +227,6 @@ class LokiTestServerImpl implements LokiTestServer {
     this.connections.peak = this.connections.open
     this.connections.total = this.connections.open
     this.#changed()
-  }
-
-  waitFor(predicate: (server: LokiTestServer) => boolean, opts: { timeoutMs?: number } = {}): Promise<void> {
-    return waitForCondition<LokiTestServer>(this, this.#events, () => this.#down, () => this.#describe(), predicate, opts.timeoutMs ?? 5000)
   }
 
   close(): Promise<void> {
@@ -258,8 +240,8 @@ class LokiTestServerImpl implements LokiTestServer {
       this.#server.close(() =>
         setImmediate(() =>
           setImmediate(() => {
-            this.#down = true
-            this.#events.emit('closed')
+            this.down = true
+            this.events.emit('closed')
             resolve()
           }),
         ),
@@ -270,14 +252,14 @@ class LokiTestServerImpl implements LokiTestServer {
     return this.#closing
   }
 
-  #describe(): string {
+  protected override describe(): string {
     const statuses = this.requests.map((r) => r.status).join(',')
     const c = this.connections
     return `entries=${this.entries.length} duplicates=${this.duplicates} requests=${this.requests.length} [${statuses}] connections open=${c.open} peak=${c.peak} total=${c.total}`
   }
 
   #changed(): void {
-    this.#events.emit('change', this)
+    this.events.emit('change', this)
   }
 
   #onConnection(socket: Socket): void {
@@ -332,7 +314,7 @@ class LokiTestServerImpl implements LokiTestServer {
       if (!bodyDone) record.error ??= 'client went away before the body was complete'
       record.durationMs = Date.now() - record.at
       this.#record(x)
-      this.#events.emit('request', record)
+      this.events.emit('request', record)
       this.#changed()
     })
 

@@ -13,10 +13,9 @@
  * Commands (setFault, reset...) wait in Atomics.wait for the receiver thread to apply them, so a
  * request sent afterwards meets the new behaviour.
  */
-import { EventEmitter } from 'node:events'
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads'
-import type { Fault, LokiTestServer, LokiTestServerEvents, LokiTestServerOptions, ReceivedEntry, ReceivedRequest } from './server.js'
-import { waitForCondition } from './wait.js'
+import type { Fault, LokiTestServer, LokiTestServerOptions, ReceivedEntry, ReceivedRequest } from './server.js'
+import { ObservedReceiver } from './observed.js'
 
 /** Marks workerData meant for the receiver thread. */
 export const THREAD_MARK = 'lokiwire:testServerThread'
@@ -128,7 +127,7 @@ export async function runServerThread(
 }
 
 /** The thread that logs sees the receiver through this: the LokiTestServer API, synchronous reads included. */
-class ThreadedLokiTestServer implements LokiTestServer {
+class ThreadedLokiTestServer extends ObservedReceiver implements LokiTestServer {
   readonly url: string
   readonly pushUrl: string
   readonly port: number
@@ -139,19 +138,17 @@ class ThreadedLokiTestServer implements LokiTestServer {
   readonly #worker: Worker
   readonly #channel: MessagePort
   readonly #acks: Int32Array
-  readonly #events = new EventEmitter()
   #generation = 0
   #notifyScheduled = false
   #pendingRequests: ReceivedRequest[] = []
   #failure: string | undefined
   #closing: Promise<void> | undefined
-  #down = false
 
   constructor(worker: Worker, channel: MessagePort, acks: Int32Array, ready: { port: number; url: string }, pushPath: string) {
+    super()
     this.#worker = worker
     this.#channel = channel
     this.#acks = acks
-    this.#events.setMaxListeners(0)
     this.port = ready.port
     this.url = ready.url
     this.pushUrl = ready.url + pushPath
@@ -201,27 +198,13 @@ class ThreadedLokiTestServer implements LokiTestServer {
     this.#notify()
   }
 
-  on<E extends keyof LokiTestServerEvents>(event: E, listener: (...args: LokiTestServerEvents[E]) => void): this {
-    this.#events.on(event, listener as (...args: unknown[]) => void)
-    return this
-  }
-
-  off<E extends keyof LokiTestServerEvents>(event: E, listener: (...args: LokiTestServerEvents[E]) => void): this {
-    this.#events.off(event, listener as (...args: unknown[]) => void)
-    return this
-  }
-
-  waitFor(predicate: (server: LokiTestServer) => boolean, opts: { timeoutMs?: number } = {}): Promise<void> {
-    return waitForCondition<LokiTestServer>(this, this.#events, () => this.#down, () => this.#describe(), predicate, opts.timeoutMs ?? 5000)
-  }
-
   close(): Promise<void> {
     this.#closing ??= new Promise<void>((resolve) => {
       const finish = () => {
         this.#drain()
         this.#channel.close()
-        this.#down = true
-        this.#events.emit('closed')
+        this.down = true
+        this.events.emit('closed')
         resolve()
       }
       // The thread ends by itself once its server has closed every connection.
@@ -291,11 +274,11 @@ class ThreadedLokiTestServer implements LokiTestServer {
   #notify(): void {
     const done = this.#pendingRequests
     this.#pendingRequests = []
-    for (const r of done) this.#events.emit('request', r)
-    this.#events.emit('change', this)
+    for (const r of done) this.events.emit('request', r)
+    this.events.emit('change', this)
   }
 
-  #describe(): string {
+  protected override describe(): string {
     const statuses = this.#requests.map((r) => r.status).join(',')
     const c = this.#connections
     return `entries=${this.#entries.length} duplicates=${this.#duplicates} requests=${this.#requests.length} [${statuses}] connections open=${c.open} peak=${c.peak} total=${c.total}${this.#failure ? `; ${this.#failure}` : ''}`
