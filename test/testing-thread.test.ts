@@ -65,3 +65,25 @@ it('the mirror: reads are synchronous and current, commands apply before the nex
   }
   await expect(loki.waitFor(() => false)).rejects.toThrow(/closed/)
 })
+
+it('the mirror has an answer\'s status as soon as the client does, while its body is still on the way', async () => {
+  const built = new URL('../dist/testing/index.js', import.meta.url).href
+  const { createLokiTestServer } = (await import(built)) as typeof import('../src/testing/index.js')
+  const { request } = await import('undici')
+  const loki = await createLokiTestServer({ thread: true })
+  try {
+    // A body that takes minutes: the exchange cannot end, and report its status, before the test reads it.
+    loki.setFault({ type: 'slowBody', chunkBytes: 1, chunks: 100, intervalMs: 5000, status: 200 })
+    const values = [[`${BigInt(Date.now()) * 1_000_000n}`, 'x']]
+    const res = await request(loki.pushUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ streams: [{ stream: { app: 't' }, values }] }),
+    })
+    expect(res.statusCode).toBe(200)
+    expect(loki.requests.map((r) => [r.status, r.durationMs])).toEqual([[200, undefined]])
+    res.body.destroy()
+  } finally {
+    await loki.close()
+  }
+})

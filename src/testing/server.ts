@@ -415,12 +415,12 @@ class LokiTestServerImpl extends ObservedReceiver implements LokiTestServer {
         this.#text(x, 204, '')
         return
       case 'status':
-        record.status = fault.status
+        this.#status(x, fault.status)
         res.writeHead(fault.status, { 'content-type': 'text/plain; charset=utf-8', ...fault.headers })
         res.end(fault.body ?? '')
         return
       case 'largeBody':
-        record.status = fault.status ?? 200
+        this.#status(x, fault.status ?? 200)
         res.writeHead(record.status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': fault.bytes })
         res.end(Buffer.alloc(fault.bytes, 0x78))
         return
@@ -434,7 +434,7 @@ class LokiTestServerImpl extends ObservedReceiver implements LokiTestServer {
         // Unwrapped by the caller; kept so the switch stays exhaustive.
         return
       case 'slowBody': {
-        record.status = fault.status ?? 200
+        this.#status(x, fault.status ?? 200)
         res.writeHead(record.status, {
           'content-type': 'text/plain; charset=utf-8',
           'content-length': fault.chunkBytes * fault.chunks,
@@ -458,7 +458,7 @@ class LokiTestServerImpl extends ObservedReceiver implements LokiTestServer {
         req.socket.resetAndDestroy()
         return
       case 'closeAfterHeaders': {
-        record.status = 200
+        this.#status(x, 200)
         // Written on the raw socket so the headers are on the wire before the connection dies.
         const socket = req.socket
         socket.write('HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1000\r\n\r\n', () => socket.destroy())
@@ -467,8 +467,17 @@ class LokiTestServerImpl extends ObservedReceiver implements LokiTestServer {
     }
   }
 
-  #text(x: Exchange, status: number, body: string): void {
+  /**
+   * Books the status before a byte of it is written, and says so: the worker-thread mirror
+   * forwards every change, and a client that has its answer must find it on the mirror at once.
+   */
+  #status(x: Exchange, status: number): void {
     x.record.status = status
+    this.#changed()
+  }
+
+  #text(x: Exchange, status: number, body: string): void {
+    this.#status(x, status)
     if (status === 204) {
       x.res.writeHead(204)
       x.res.end()
