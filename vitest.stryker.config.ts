@@ -11,6 +11,8 @@ export default defineConfig({
   ...base,
   test: {
     ...base.test,
+    // Stryker runs these in worker threads, which refuse --expose-gc; no file listed here needs it.
+    execArgv: [],
     include: [
       'test/batcher.test.ts',
       'test/breaker.test.ts',
