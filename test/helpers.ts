@@ -1,4 +1,5 @@
 import { createHook } from 'node:async_hooks'
+import { isMainThread } from 'node:worker_threads'
 import { afterEach, beforeEach } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import type { LokiClient } from '../src/index.js'
@@ -99,7 +100,9 @@ export function assertIdentity(client: LokiClient): void {
 
 /** Sorted list of active resource types, for before/after comparisons. */
 export function resources(): string[] {
-  return process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').sort()
+  // In a worker thread (the mutation runner's pool) the thread's own port to its parent comes
+  // and goes with vitest's messages: it is never the client's.
+  return process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap' && (isMainThread || r !== 'MessagePort')).sort()
 }
 
 /** Multiset difference: what `after` holds beyond `before`. */
