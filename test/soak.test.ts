@@ -19,8 +19,8 @@ it('a short seeded chaos soak holds every invariant', async () => {
 
 // An outage past the retry budget with a buffer too small to ride it out: without a spool both
 // lose lines. In fifteen seconds the outage fills the run but for about two healthy seconds at
-// each end, so the spool is written by eviction, exhausted retries and the open breaker alike, and
-// everything must come back through replay before close().
+// each end, so the spool is written by eviction (and, when timing allows, exhausted retries and
+// the open breaker), and everything must come back through replay before close().
 it('with a spool, a long outage and a full buffer lose nothing', async () => {
   const result = await runSoak({ seconds: 15, seed: SEED, spool: true, longOutage: true, overflow: 'drop-oldest' })
   const report = formatReport(result)
@@ -32,5 +32,7 @@ it('with a spool, a long outage and a full buffer lose nothing', async () => {
   expect(spool.loaded, report).toBe(spool.written)
   expect(spool.errors, report).toBe(0)
   expect(spool.writesBy.overflow, report).toBeGreaterThan(0)
-  expect(spool.writesBy.retries + spool.writesBy.breaker, report).toBeGreaterThan(0)
+  // Which other paths also write depends on timing: on a loaded machine the small buffer can
+  // overflow before any batch spends its retry budget or breaker wait, and eviction spools them
+  // all. Those paths are asserted deterministically in spool.test.ts; the report shows them here.
 }, 90_000)
