@@ -9,6 +9,7 @@ import type { BreakerState } from '../pipeline/breaker.js'
 import type { LokiClient } from '../client/client.js'
 import type { BreakerEvent, DropEvent, FailedEvent } from '../model/events.js'
 import type { DropReason } from '../model/types.js'
+import { droppedSummary } from '../model/warnings.js'
 
 /** Entries lost since the previous summary. */
 export interface LokiDropSummary {
@@ -129,10 +130,7 @@ export class Reporter {
     this.#pending = {}
     this.#pendingTotal = 0
     this.#lastError = undefined
-    const reasons = Object.entries(dropped)
-      .map(([r, n]) => `${r}: ${n}`)
-      .join(', ')
-    const message = `lokiwire: dropped ${total} log ${total === 1 ? 'entry' : 'entries'} (${reasons})${lastError === undefined ? '' : `; last error: ${lastError}`}`
+    const message = `lokiwire: ${droppedSummary(dropped, total)}${lastError === undefined ? '' : `; last error: ${lastError}`}`
     const summary: LokiDropSummary = { kind: 'drop', message, dropped, total }
     if (lastError !== undefined) summary.lastError = lastError
     if (this.#hooks.stderr) write(message)

@@ -23,6 +23,12 @@ function emitWarningNow(message: string, code: string): void {
   process.emit('warning', warning)
 }
 
+/** `dropped 3 log entries (buffer_full: 2, rejected: 1)`: the words every drop report uses. */
+export function droppedSummary(dropped: Partial<Record<DropReason, number>>, total: number): string {
+  const reasons = Object.entries(dropped).map(([r, n]) => `${r}: ${n}`).join(', ')
+  return `dropped ${total} log ${total === 1 ? 'entry' : 'entries'} (${reasons})`
+}
+
 /** Sums drops by reason and reports them as one warning per interval. */
 export class DropWarnings {
   #pending: Partial<Record<DropReason, number>> = {}
@@ -52,9 +58,7 @@ export class DropWarnings {
     clearTimeout(this.#timer)
     this.#timer = undefined
     if (this.#total === 0) return
-    const reasons = Object.entries(this.#pending).map(([r, n]) => `${r}: ${n}`).join(', ')
-    const total = this.#total
-    const message = `lokiwire dropped ${total} log ${total === 1 ? 'entry' : 'entries'} (${reasons}) and the client has no 'drop' listener` +
+    const message = `lokiwire ${droppedSummary(this.#pending, this.#total)} and the client has no 'drop' listener` +
       (this.#lastError === undefined ? '' : `; last error: ${this.#lastError}`)
     this.#pending = {}
     this.#total = 0
