@@ -370,6 +370,24 @@ describe('every other path of an attempt', () => {
     await t.close()
   })
 
+  it('a second close() while the first waits for a request in flight waits too, and the request completes', async () => {
+    let answer: (() => void) | undefined
+    const srv = await rawServer((_req, res) => {
+      answer = () => res.end()
+    })
+    const t = transport(srv.url)
+    const pending = send(t)
+    await waitUntil(() => answer !== undefined, 'the request to arrive')
+    const first = t.close()
+    const second = t.close()
+    // Neither may end the socket under the request it waits for.
+    await new Promise((r) => setTimeout(r, 50))
+    answer!()
+    expect(await within(pending, 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
+    await within(Promise.all([first, second]), 15_000, 'both closes')
+    expect(t.connections).toBe(0)
+  })
+
   it('the connector wrapper passes through a connector that returns no socket, tracking nothing', () => {
     const sockets = new Set<Socket>()
     const calls: string[] = []

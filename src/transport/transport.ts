@@ -348,7 +348,9 @@ export class Transport {
    */
   async close(): Promise<void> {
     try {
-      if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+      // undici's close() waits for one already under way and resolves on a closed pool; it
+      // rejects only on a destroyed one.
+      if (!this.#pool.destroyed) await this.#pool.close()
     } finally {
       await destroySockets(this.#sockets)
     }
