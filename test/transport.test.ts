@@ -270,12 +270,13 @@ describe('every other path of an attempt', () => {
 
   it('a signal aborted while waiting for the status: aborted, and the socket is destroyed', async () => {
     const srv = await rawServer(() => {}) // never answers
-    const t = transport(srv.url)
+    // No deadline of its own in sight: only the signal can end this attempt.
+    const t = transport(srv.url, { requestTimeoutMs: 600_000 })
     const ac = new AbortController()
     const pending = send(t, ac.signal)
     await waitUntil(() => srv.sockets.length === 1, 'the request to arrive')
     ac.abort(new Error('destroy()'))
-    const r = await pending
+    const r = await within(pending, 15_000, 'the aborted attempt')
     expect(r.kind).toBe('aborted')
     expect(r.kind === 'aborted' && (r.error.cause as Error).message).toBe('destroy()')
     await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
@@ -552,6 +553,9 @@ describe('diagnostics channels: one message per attempt, on the channel its outc
       expect(error.durationMs).toBeLessThanOrEqual(elapsed)
     }
     expect(ch.error.map((m) => (m.error as { code?: string }).code)).toEqual([ErrorCodes.REQUEST_TIMEOUT, ErrorCodes.ABORTED])
+    // The abort says what it is and keeps what aborted it.
+    expect(ch.error[1]!.error.message).toBe('request aborted')
+    expect((ch.error[1]!.error.cause as Error).message).toBe('destroy()')
     expect(ch.start).toHaveLength(2)
     expect(ch.end).toEqual([])
   })
