@@ -17,6 +17,8 @@ describe('retry policy', () => {
     const now = Date.parse('2026-01-01T00:00:00Z')
     expect(parseRetryAfter('3', now)).toBe(3000)
     expect(parseRetryAfter(' 0 ', now)).toBe(0)
+    // Untrimmed, ' 3 ' would read as a date (March 2001) and mean "now".
+    expect(parseRetryAfter(' 3 ', now)).toBe(3000)
     expect(parseRetryAfter('1.5', now)).toBe(1500)
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:07 GMT', now)).toBe(7000)
     expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:00 GMT', now)).toBe(0)

@@ -44,6 +44,8 @@ async function rawServer(handler: Handler): Promise<RawServer> {
       handler(req, res)
     })
   })
+  // Idle sockets stay open: a socket that closes during a test was closed by the client.
+  server.keepAliveTimeout = 120_000
   server.on('connection', (socket: Socket) => {
     state.accepted++
     state.open.add(socket)
@@ -120,11 +122,11 @@ describe('after a 2xx status the push is stored, whatever the body does next', (
     const t = transport(srv.url, { requestTimeoutMs: 600_000, concurrency: 1 })
     expect(await within(send(t), 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
     expect(t.abandonedBodies).toBe(1)
-    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
-    // The next attempt goes out on another connection.
+    // The next attempt goes out on another connection: the first is not reused, and closes.
     expect(await within(send(t), 15_000, 'the second attempt')).toEqual({ kind: 'success', status: 200 })
     expect(srv.sockets).toHaveLength(2)
     expect(srv.sockets[1]).not.toBe(srv.sockets[0])
+    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
   })
 
   it('a 260 whose body breaks off is still blocked, not retried', async () => {
@@ -432,6 +434,18 @@ describe('what an answer leaves in its result: error bodies, statuses, the drain
     expect(r).toMatchObject({ kind: 'blocked', status: 260, failure: 'status4xx' })
     expect(r.kind === 'blocked' && r.error.body).toBe('ingestion blocked by policy for this stream')
     expect(r.kind === 'blocked' && r.error.message).toBe('Loki answered 260: ingestion blocked by policy for this stream')
+  })
+
+  it('an error without a body: an empty body, and a message that ends at the status', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(503)
+      res.end()
+    })
+    const t = transport(srv.url)
+    const r = await send(t)
+    expect(r).toMatchObject({ kind: 'retryable', status: 503, failure: 'status5xx' })
+    expect(r.kind === 'retryable' && (r.error as LokiHttpError).body).toBe('')
+    expect(r.kind === 'retryable' && r.error.message).toBe('Loki answered 503')
   })
 
   it('a redirect is not a delivery: 3xx is final, with its body', async () => {
