@@ -473,3 +473,34 @@ describe('the core entry point', () => {
     ])
   })
 })
+
+describe('the built package', () => {
+  it('lokiwire/prometheus and lokiwire/opentelemetry work from CommonJS too', () => {
+    const script = `
+      const { LokiClient } = require('lokiwire')
+      const { registerPrometheusMetrics } = require('lokiwire/prometheus')
+      const { registerOpenTelemetryMetrics } = require('lokiwire/opentelemetry')
+      const { Registry } = require('prom-client')
+      const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics')
+      class Reader extends MetricReader { async onForceFlush() {} async onShutdown() {} }
+      ;(async () => {
+        const client = new LokiClient({ url: 'http://127.0.0.1:9', labels: { app: 'cjs' } }).on('drop', () => {})
+        client.push({ line: 'x' })
+        const registry = new Registry()
+        const reader = new Reader()
+        const p = registerPrometheusMetrics(client, { registry })
+        const o = registerOpenTelemetryMetrics(client, { meterProvider: new MeterProvider({ readers: [reader] }) })
+        const text = await registry.metrics()
+        const { resourceMetrics } = await reader.collect()
+        const pushed = resourceMetrics.scopeMetrics[0].metrics.find((m) => m.descriptor.name === 'lokiwire.pushed.entries').dataPoints[0].value
+        p.unregister()
+        o.unregister()
+        await client.destroy()
+        console.log(JSON.stringify([/^lokiwire_pushed_entries_total\\{client="default"\\} 1$/m.test(text), pushed]))
+      })()
+    `
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout)).toEqual([true, 1])
+  })
+})
