@@ -6,13 +6,10 @@ import { ProxyRefusedError, ProxyTunnel } from './proxy.js'
 import type { EncodedBody } from '../encode/index.js'
 import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from '../model/errors.js'
 import type { ResolvedOptions } from '../model/options.js'
+import type { FailureClass } from '../model/types.js'
 import { VERSION } from '../model/version.js'
 
-/**
- * Why an attempt failed, as `stats().failedRequests` counts it. The transport decides it, so
- * nothing above this layer reads an HTTP status or an error code to learn what went wrong.
- */
-export type FailureClass = 'status4xx' | 'status429' | 'status5xx' | 'network' | 'timeout'
+export type { FailureClass }
 
 /**
  * The outcome of one HTTP attempt. The transport never throws: every path, including
