@@ -8,6 +8,7 @@ const entry = {
   'testing/index': 'src/testing/index.ts',
   'pino/index': 'src/adapters/pino.ts',
   'winston/index': 'src/adapters/winston.ts',
+  'pino-loki/index': 'src/compat/pino-loki.ts',
 }
 
 const common: Options = {
