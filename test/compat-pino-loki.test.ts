@@ -141,9 +141,10 @@ describe('worker transport: the same data in Loki as pino-loki sends', () => {
     expect(stored(ours)).toEqual(stored(theirs))
   })
 
-  it('logFormat template, structuredMetaKey, messageKey, a static hostname label: same lines and streams', async () => {
+  it('logFormat template, structuredMetaKey, messageKey, static hostname and level labels: same lines and streams', async () => {
+    // Static `hostname` and `level` labels win over the record's in pino-loki: one stream here.
     const options: Omit<LokiOptions, 'host'> = {
-      labels: { app: 'compat', hostname: 'web-1' },
+      labels: { app: 'compat', hostname: 'web-1', level: 'any' },
       logFormat: '{time} {lokilevel} [{level}] {message} {req.method} {req.headers.user-agent} {tags[1]} {missing} {seq}',
       structuredMetaKey: 'ctx',
       propsToLabels: ['region'],
@@ -152,7 +153,8 @@ describe('worker transport: the same data in Loki as pino-loki sends', () => {
     expect(ours.entries).toHaveLength(n)
     expect(streamsOf(ours)).toEqual(streamsOf(theirs))
     expect(stored(ours)).toEqual(stored(theirs))
-    expect(ours.entries.every((e) => e.labels.hostname === 'web-1')).toBe(true)
+    expect(streamsOf(ours)).toEqual(['{app="compat", hostname="web-1", level="any", region="ap"}', '{app="compat", hostname="web-1", level="any", region="eu"}', '{app="compat", hostname="web-1", level="any", region="us"}', '{app="compat", hostname="web-1", level="any"}'])
+    expect(ours.entries.map((e) => e.line.split(' ')[1]).sort()).toContain('warning')
     expect(ours.entries.find((e) => e.line.endsWith(' 10'))!.metadata).toEqual({ traceId: 't-10' })
   })
 
@@ -269,7 +271,7 @@ describe('worker transport with a bad option: the host keeps running', () => {
   let server: LokiTestServer | undefined
   beforeAll(() => {
     requireBuild('pino-loki/index.js', 'pino-loki/index.cjs')
-    dir = makeAppDir(['pino-loki-app.mjs'], ['pino'])
+    dir = makeAppDir(['pino-loki-app.mjs', 'pino-loki-wrapper.mjs'], ['pino'])
   })
   afterEach(async () => {
     killAll()
@@ -302,5 +304,14 @@ describe('worker transport with a bad option: the host keeps running', () => {
     expect(server.entries).toHaveLength(500)
     expect(server.entries[0]!.labels).toMatchObject({ app: 'pino-loki-app', level: 'info' })
     expect(typeof server.entries[0]!.labels.hostname).toBe('string')
+  })
+
+  it("a module wrapping pinoLoki() for a logFormat function, as pino-loki's README shows: it runs in the worker and formats every line", async () => {
+    server = await createLokiTestServer()
+    const r = await runChild(dir!, 'pino-loki-app.mjs', [server.url, '50', '{}', 'wrapper'], { timeoutMs: 20_000 }).result
+    expect(r.killed).toBe(false)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toBe('')
+    expect(server.entries.map((e) => e.line).sort()).toEqual(Array.from({ length: 50 }, (_, i) => `info line #${i}`).sort())
   })
 })
