@@ -220,6 +220,18 @@ describe('in-process factory: pino(pinoLoki(options))', () => {
 })
 
 describe('options pino-loki takes and lokiwire reads its own way', () => {
+  it('what Loki would refuse from pino-loki is mended: numbers and booleans as strings, bad names rewritten, level not lifted', async () => {
+    ours = await createLokiTestServer()
+    const s = pinoLokiStream({ host: ours.url, propsToLabels: ['n', 'flag', 'obj', 'req-id', 'level', 'req.method'], silenceErrors: true })
+    pino(s).info({ n: 0, flag: false, obj: { a: 1 }, 'req-id': 'r1', req: { method: 'GET' } }, 'mended')
+    const closed = await s.close()
+    expect(closed.ok).toBe(true)
+    expect(ours.entries).toHaveLength(1)
+    const { hostname, ...labels } = ours.entries[0]!.labels
+    expect(typeof hostname).toBe('string')
+    expect(labels).toEqual({ level: 'info', n: '0', flag: 'false', req_id: 'r1', req_method: 'GET' })
+  })
+
   it('translates to lokiwire/pino options: URL as pino-loki resolves it, seconds to ms, timeout capped', () => {
     const o = translatePinoLokiOptions({
       host: 'https://loki.example:3100/base/',
