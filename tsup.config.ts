@@ -10,6 +10,7 @@ const entry = {
   'winston/index': 'src/adapters/winston.ts',
   'prometheus/index': 'src/metrics/prometheus.ts',
   'opentelemetry/index': 'src/metrics/opentelemetry.ts',
+  'pino-loki/index': 'src/compat/pino-loki.ts',
 }
 
 const common: Options = {
