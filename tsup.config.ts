@@ -46,10 +46,6 @@ export default defineConfig((cli) => {
       entry,
       format: ['cjs'],
       dts,
-      // An entry whose only export is a default one is `module.exports` itself in CommonJS, with
-      // `export =` typings: `require('lokiwire/winston-loki')` is the class, as
-      // `require('winston-loki')` was. Entries with named exports are not touched.
-      cjsInterop: true,
       // p-queue is ESM-only. require(esm) hands back a namespace whose default export esbuild's
       // interop does not unwrap, so the CommonJS build carries its own copy (about 10 KB).
       noExternal: ['p-queue', 'eventemitter3', 'p-timeout'],
