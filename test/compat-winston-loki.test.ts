@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import LokiTransport, { type WinstonLokiOptions } from '../src/compat/winston-loki.js'
 import { ErrorCodes, LokiError, LokiOptionError } from '../src/model/errors.js'
 import { createLokiTestServer, type LokiTestServer, type ReceivedEntry } from '../src/testing/index.js'
+import { requireBuild } from './fixtures/app-dir.js'
 
 const require = createRequire(import.meta.url)
 /** The incumbent, as its users load it. */
@@ -265,6 +266,23 @@ describe('lokiwire/winston-loki options', () => {
     expect(mine.entries.map((e) => e.line)).toEqual(['after a 500 {"level":"info"}'])
   })
 
+  it('a record winston-loki cannot serialise (a cycle in its meta) is shipped, not thrown into the host', async () => {
+    const mine = await receiver()
+    const ours = new LokiTransport({ host: mine.url, useWinstonMetaAsLabels: true, json: true })
+    cleanup.push(() => ours.client.destroy())
+    const cyclic: Record<string, unknown> = { region: 'eu' }
+    cyclic.self = cyclic
+    const logger = winston.createLogger({ transports: [ours] })
+    logger.info('cycle', cyclic)
+    logger.info('labels not an object', { labels: 'db' })
+    await ours.close()
+    expect(mine.entries.map((e) => [e.line, e.labels])).toEqual([
+      ['cycle {"region":"eu","self":{"region":"eu","self":"[Circular]"},"level":"info"}', { level: 'info', region: 'eu' }],
+      ['labels not an object {"level":"info"}', { level: 'info' }],
+    ])
+    expect(mine.entries[0]!.metadata).toEqual({ region: 'eu', self: '{"region":"eu","self":"[Circular]"}', level: 'info' })
+  })
+
   it('takes every option winston-loki 6 declares', async () => {
     const declared = readFileSync(require.resolve('winston-loki/index.d.ts'), 'utf8')
     const body = /interface LokiTransportOptions[^{]*\{([^}]*)\}/.exec(declared)![1]!
@@ -328,6 +346,7 @@ describe('lokiwire/winston-loki options', () => {
 
 describe('lokiwire/winston-loki exports', () => {
   it("require() returns the class, as require('winston-loki') does; import's default is a class too", async () => {
+    requireBuild('winston-loki/index.cjs', 'winston-loki/index.js')
     const required = require('lokiwire/winston-loki') as typeof LokiTransport
     expect(typeof required).toBe('function')
     expect(required.name).toBe('LokiTransport')
