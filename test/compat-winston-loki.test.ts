@@ -46,6 +46,9 @@ const RECORDS: Record<string, Log> = {
   meta2: (l, n) => l.log('info', `region #${n}`, { region: 'eu', user_id: 7, retry: false }),
   emptyMessage: (l, n) => l.info('', { n }),
   unicode: (l, n) => l.info(`héllo € 😀 "quoted" \\ #${n}`, { s: 'Zoë\n' }),
+  // A time of its own, a minute old (unless a timestamp format replaces it): replaceTimestamp
+  // decides whether it is the entry's.
+  ownTime: (l, n) => l.info(`own time #${n}`, { timestamp: new Date(Date.now() - 60_000).toISOString() }),
 }
 const ALL = Object.keys(RECORDS)
 
