@@ -12,7 +12,7 @@ import type TransportStreamType from 'winston-transport'
 import { LokiTransport as LokiwireTransport, type LokiTransportOptions as LokiwireTransportOptions } from '../adapters/winston.js'
 import { ErrorCodes, LokiOptionError, type LokiError } from '../model/errors.js'
 import type { TlsOptions } from '../model/options.js'
-import { bool, describe, isObject } from '../model/validate.js'
+import { bool, describe, isObject, keysOf } from '../model/validate.js'
 import { SOURCE_RULES, type LayoutRules, type SourceRules } from '../records/mapping.js'
 
 /** The constructor options of winston-loki 6.x (its `index.d.ts`), with what each becomes here. */
@@ -95,11 +95,13 @@ const NOT_REST = ['label', 'labels', 'timestamp', 'message'] as const
 const WINSTON_KEYS = ['format', 'level', 'silent', 'handleExceptions', 'handleRejections'] as const
 
 /** Every option winston-loki 6 reads, and winston's own: anything else is a typo. */
-const KNOWN: ReadonlySet<string> = new Set<keyof WinstonLokiOptions>([
-  'host', 'basicAuth', 'headers', 'interval', 'json', 'batching', 'labels', 'clearOnError', 'replaceTimestamp',
-  'gracefulShutdown', 'timeout', 'httpAgent', 'httpsAgent', 'useWinstonMetaAsLabels', 'ignoredMeta', 'onConnectionError',
-  ...WINSTON_KEYS,
-])
+const KNOWN: ReadonlySet<string> = new Set(
+  keysOf<WinstonLokiOptions>()({
+    host: true, basicAuth: true, headers: true, interval: true, json: true, batching: true, labels: true, clearOnError: true,
+    replaceTimestamp: true, gracefulShutdown: true, timeout: true, httpAgent: true, httpsAgent: true, useWinstonMetaAsLabels: true,
+    ignoredMeta: true, onConnectionError: true, format: true, level: true, silent: true, handleExceptions: true, handleRejections: true,
+  }),
+)
 
 /** The TLS settings an https.Agent was made with, which undici's connector takes as they are. */
 const TLS_FROM_AGENT = ['ca', 'cert', 'key', 'passphrase', 'servername', 'rejectUnauthorized'] as const
