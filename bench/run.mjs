@@ -81,6 +81,9 @@ function fail(message) {
 const withExtras = flag('--extras')
 if (flag('--list')) {
   for (const c of [...CONTENDERS, ...FLOORS]) console.log(`${c.id.padEnd(28)} ${c.label}${c.extra ? ' (with --extras)' : ''}${c.floor ? ' (reference, burst only)' : ''}`)
+  // Not contenders: --only does not select them; --scenarios coldstart runs them all.
+  for (const c of COLDSTART_CASES) console.log(`${`coldstart:${c.id}`.padEnd(28)} node -e ${c.code || '(the exit reporter alone)'}`)
+  console.log(`${'coldstart:first-send'.padEnd(28)} first batches after import('lokiwire')`)
   process.exit(0)
 }
 const onlyIds = option('--only')?.split(',').filter(Boolean)
