@@ -374,7 +374,7 @@ async function runColdstart(rx) {
     const res = await runNode(coldstartArgs(c), { timeoutMs: p.timeoutMs })
     const m = res.out.find((x) => x.event === 'coldstart')
     const status = res.code !== 0 ? `exited ${res.code}` : !m ? 'no report' : 'ok'
-    cases.push({ id: c.id, run, status, wallMs: res.wallMs, maxRssMB: m ? (m.maxRssKB * 1024) / 2 ** 20 : NaN, stderrTail: status === 'ok' ? '' : scrubPaths(res.err.slice(-8).join(' | ')).slice(0, 600) })
+    cases.push({ id: c.id, run, status, wallMs: res.wallMs, cpuMs: m ? m.cpuUs / 1000 : NaN, maxRssMB: m ? (m.maxRssKB * 1024) / 2 ** 20 : NaN, stderrTail: status === 'ok' ? '' : scrubPaths(res.err.slice(-8).join(' | ')).slice(0, 600) })
     log(`coldstart ${run}/${p.runs} ${c.id}: ${status}, ${num1(res.wallMs)} ms, peak RSS ${num1(cases.at(-1).maxRssMB)} MB`)
   }
   return { cases, firstSend, runs: p.runs }

@@ -225,11 +225,12 @@ export function coldstartSummary(coldstart) {
   for (const c of COLDSTART_CASES) {
     const rs = coldstart.cases.filter((r) => r.id === c.id)
     if (rs.length === 0) continue
-    rows.push({ id: c.id, label: c.label, runs: rs, ok: clean(rs), wall: med(rs, 'wallMs'), rss: med(rs, 'maxRssMB') })
+    rows.push({ id: c.id, label: c.label, runs: rs, ok: clean(rs), wall: med(rs, 'wallMs'), cpu: med(rs, 'cpuMs'), rss: med(rs, 'maxRssMB') })
   }
   const bare = rows.find((r) => r.id === 'bare')
   for (const r of rows) {
     r.wallOver = bare ? r.wall - bare.wall : NaN
+    r.cpuOver = bare ? r.cpu - bare.cpu : NaN
     r.rssOver = bare ? r.rss - bare.rss : NaN
   }
   const fs = coldstart.firstSend ?? []
@@ -250,15 +251,17 @@ function coldstartSection(coldstart) {
   const over = (x, digits) => (Number.isFinite(x) ? `${x >= 0 ? '+' : '−'}${num(Math.abs(x), digits)}` : 'n/a')
   const parts = [
     table(
-      ['process', 'wall ms, spawn → exit', 'over bare ms', 'peak RSS MB', 'over bare MB'],
+      ['process', 'wall ms, spawn → exit', 'over bare ms', 'CPU ms', 'over bare ms', 'peak RSS MB', 'over bare MB'],
       cold.rows.map((r) => [
         r.label + statusNote(r.runs),
         fmtSpread(pick(r.runs, 'wallMs')),
         r.id === 'bare' ? '' : over(r.wallOver, 0),
+        fmtSpread(pick(r.runs, 'cpuMs')),
+        r.id === 'bare' ? '' : over(r.cpuOver, 0),
         fmtSpread(pick(r.runs, 'maxRssMB'), 1),
         r.id === 'bare' ? '' : over(r.rssOver, 1),
       ]),
-      ['l', 'r', 'r', 'r', 'r'],
+      ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   ]
   const f = cold.firstSend
@@ -477,7 +480,8 @@ export function writeReport(file, input) {
   out.push(
     `${input.plan.coldstart.runs} runs of each process, interleaved (each round runs every case once, in an order rotated per round). ` +
       'Each is a whole `node -e` process that imports one module and exits; the bare `node` runs the same one-line exit reporter with no import. ' +
-      "Wall is from spawn() in the harness to the child's exit (start-up, loading and teardown); peak RSS is the child's own `maxRSS` read at exit, the same way for the bare process. " +
+      "Wall is from spawn() in the harness to the child's exit (start-up, loading and teardown); CPU (user and system, every thread) and peak RSS (`maxRSS`) are the child's own, read at exit, the same way for the bare process. " +
+      'The target is judged on wall; CPU is beside it because a busy machine stretches wall much more than the work. ' +
       '"over bare" is the median of the case minus the median of the bare process.',
   )
   out.push('')
