@@ -291,7 +291,7 @@ async function runOnce(rx, contender, scenario, p, profileFile) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro benchmarks and profile
+// Micro benchmarks, cold start and profile
 
 /**
  * One node process on the client cores. `wallMs` runs from spawn() to the 'exit' event; the
