@@ -10,7 +10,7 @@ import { createServer } from 'node:http'
 import type { Socket } from 'node:net'
 import { Pool } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { ErrorCodes, LokiNetworkError, LokiTimeoutError, type LokiHttpError } from '../src/index.js'
+import { ErrorCodes, LokiNetworkError, LokiOptionError, LokiTimeoutError, type LokiHttpError } from '../src/index.js'
 import { resolveOptions, type LokiClientOptions } from '../src/model/options.js'
 import { isUndiciPool } from '../src/transport/fetch.js'
 import { DRAIN_LIMIT, Transport, type SendResult } from '../src/transport/transport.js'
@@ -259,5 +259,54 @@ describe.each(['undici', 'fetch'] as const)('the transport on the %s pool', (htt
     expect(await cut).toMatchObject({ kind: 'retryable', failure: 'network' })
     expect(t2.connections).toBe(0)
     await waitUntil(() => srv.sockets[1]!.closed, 'the cancelled connection to close')
+  })
+})
+
+describe('on Bun: a Bun.FetchSession of the pool\'s own', () => {
+  const g = globalThis as { Bun?: unknown }
+  afterEach(() => {
+    delete g.Bun
+  })
+
+  it('every request goes through the session, which holds the TLS options; close() ends its idle connections', async () => {
+    const made: Array<{ tls?: Record<string, unknown> }> = []
+    const sent: Array<Record<string, unknown>> = []
+    let closes = 0
+    g.Bun = {
+      FetchSession: class {
+        constructor(init: { tls?: Record<string, unknown> }) {
+          made.push(init)
+        }
+        fetch = (url: string, init: Record<string, unknown>) => {
+          sent.push(init)
+          return fetch(url, init as RequestInit)
+        }
+        close() {
+          closes++
+        }
+      },
+    }
+    const srv = await rawServer((_req, res) => res.writeHead(204).end())
+    const t = new Transport(resolveOptions({ url: srv.url, labels: { app: 'transport' }, tls: { ca: 'the CA', servername: 'loki.example.com' } }), 'fetch')
+    cleanup.push(() => t.destroy())
+    expect(await send(t)).toEqual({ kind: 'success', status: 204 })
+    expect(made).toEqual([{ tls: { ca: 'the CA', serverName: 'loki.example.com' } }])
+    expect(sent).toHaveLength(1)
+    expect(sent[0]!.tls).toBeUndefined() // the session's, not repeated per request
+    await t.close()
+    expect(closes).toBe(1)
+  })
+
+  it('TLS options the session refuses are a LokiOptionError at construction, not a failure on every attempt', () => {
+    g.Bun = {
+      FetchSession: class {
+        constructor() {
+          throw new TypeError('TLSOptions.ca must be of type string')
+        }
+      },
+    }
+    const construct = () => new Transport(resolveOptions({ url: 'https://127.0.0.1:1', labels: { app: 'transport' }, tls: { ca: 'x' } }), 'fetch')
+    expect(construct).toThrow(LokiOptionError)
+    expect(construct).toThrow('Invalid option "tls": TLSOptions.ca must be of type string')
   })
 })

@@ -9,6 +9,7 @@
  * above it (one deadline per attempt, the drain limits, the verdict) is the same code either way.
  */
 import { errors as undiciErrors } from 'undici'
+import { LokiOptionError } from '../model/errors.js'
 import type { ResolvedOptions } from '../model/options.js'
 
 /** A response body as the transport reads it: undici's body stream, or FetchPool's. */
@@ -147,7 +148,13 @@ export class FetchPool implements HttpPool {
     this.#slots = new Slots(opts.concurrency)
     const tls = bunTls(opts.tls)
     const Session = (globalThis as { Bun?: { FetchSession?: FetchSessionClass } }).Bun?.FetchSession
-    this.#session = typeof Session === 'function' ? new Session(tls === undefined ? {} : { tls }) : undefined
+    try {
+      this.#session = typeof Session === 'function' ? new Session(tls === undefined ? {} : { tls }) : undefined
+    } catch (err) {
+      // Bun checks the TLS options here (a `ca` of the wrong type): a typed error at construction
+      // rather than a failure on every attempt.
+      throw new LokiOptionError('tls', err instanceof Error ? err.message : String(err))
+    }
     this.#fetch = this.#session?.fetch ?? globalThis.fetch
     this.#tls = this.#session === undefined ? tls : undefined
   }
