@@ -63,9 +63,9 @@ export class Delivery {
     this.#o.settlement.undelivered(batch, reason, error)
   }
 
-  #failed(batch: Batch, attempt: number, result: Exclude<SendResult, { kind: 'success' | 'aborted' }>, willRetry: boolean): void {
-    const e = { batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry }
-    this.#o.ledger.attemptFailed(e, result.failure)
+  #failed(batch: Batch, attempt: number, durationMs: number, result: Exclude<SendResult, { kind: 'success' | 'aborted' }>, willRetry: boolean): void {
+    const { status, failure, error } = result
+    this.#o.ledger.attemptFailed({ batchId: batch.id, entries: batch.entries, attempt, status, failure, durationMs, error, willRetry })
   }
 
   /**
@@ -134,18 +134,18 @@ export class Delivery {
           settlement.delivered(batch, { batchId: batch.id, entries: batch.entries, bytes: body.body.length, status: result.status, attempt, durationMs })
           return
         case 'blocked':
-          this.#failed(batch, attempt, result, false)
+          this.#failed(batch, attempt, durationMs, result, false)
           this.#drop(batch, 'blocked', result.error)
           return
         case 'failure':
-          this.#failed(batch, attempt, result, false)
+          this.#failed(batch, attempt, durationMs, result, false)
           this.#drop(batch, 'rejected', result.error)
           return
         case 'aborted':
           // Only the batch's own signal aborts; whoever aborted it has counted it.
           return
         case 'too_large':
-          this.#failed(batch, attempt, result, batch.entries > 1)
+          this.#failed(batch, attempt, durationMs, result, batch.entries > 1)
           {
             // A replayed batch has only its wire bytes: read its entries back to split it.
             const data = batch.entries <= 1 ? undefined : (batch.data ?? batchOfBody(body))
@@ -155,7 +155,7 @@ export class Delivery {
           return
         case 'retryable': {
           const decision = decideRetry(policy, attempt, batch.spentMs, result.retryAfterMs)
-          this.#failed(batch, attempt, result, decision.retry)
+          this.#failed(batch, attempt, durationMs, result, decision.retry)
           if (!decision.retry) {
             this.#drop(batch, 'retries_exhausted', result.error)
             return

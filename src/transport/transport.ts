@@ -2,16 +2,14 @@ import type { Socket } from 'node:net'
 import { buildConnector, Pool, errors as undiciErrors } from 'undici'
 import { channels } from './diagnostics.js'
 import { FetchPool, isUndiciPool, type HttpPool, type HttpResponse, type ResponseBody } from './fetch.js'
+import { ProxyRefusedError, ProxyTunnel } from './proxy.js'
 import type { EncodedBody } from '../encode/index.js'
 import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from '../model/errors.js'
 import type { ResolvedOptions } from '../model/options.js'
+import type { FailureClass } from '../model/types.js'
 import { VERSION } from '../model/version.js'
 
-/**
- * Why an attempt failed, as `stats().failedRequests` counts it. The transport decides it, so
- * nothing above this layer reads an HTTP status or an error code to learn what went wrong.
- */
-export type FailureClass = 'status4xx' | 'status429' | 'status5xx' | 'network' | 'timeout'
+export type { FailureClass }
 
 /**
  * The outcome of one HTTP attempt. The transport never throws: every path, including
@@ -189,6 +187,10 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
     const error = new LokiNetworkError(`could not resolve Loki's host: ${describeError(err, code)}`, err, ErrorCodes.DNS)
     return { kind: 'retryable', status: undefined, failure: 'network', error, retryAfterMs: undefined }
   }
+  if (err instanceof ProxyRefusedError) {
+    if (!err.retryable) return { kind: 'failure', status: undefined, failure: 'network', error: err }
+    return { kind: 'retryable', status: undefined, failure: 'network', error: err, retryAfterMs: undefined }
+  }
   if (err instanceof undiciErrors.InvalidArgumentError) {
     // A bad header or URL will not get better on retry.
     return { kind: 'failure', status: undefined, failure: 'network', error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
@@ -241,6 +243,7 @@ function classifyStatus(status: number, body: string, headers: HttpResponse['hea
  */
 export class Transport {
   readonly #pool: HttpPool
+  readonly #tunnel: ProxyTunnel | undefined
   readonly #path: string
   readonly #url: string
   readonly #headers: Record<string, string>
@@ -261,13 +264,17 @@ export class Transport {
     }
     // The options undici's Pool would give its own connector (its defaults for the rest).
     const connector = buildConnector({ ...opts.tls, timeout: opts.connectTimeoutMs })
+    const track = (c: buildConnector.connector) => trackingConnector(c, this.#sockets)
+    this.#tunnel = opts.proxy === undefined
+      ? undefined
+      : new ProxyTunnel(opts.proxy, { connectTimeoutMs: opts.connectTimeoutMs, concurrency: opts.concurrency }, this.#sockets, track)
     this.#pool = new Pool(opts.origin, {
       connections: opts.concurrency,
       pipelining: 1,
       headersTimeout: opts.requestTimeoutMs,
       bodyTimeout: opts.requestTimeoutMs,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
-      connect: trackingConnector(connector, this.#sockets),
+      connect: this.#tunnel === undefined ? track(connector) : this.#tunnel.connector(connector),
     })
   }
 
@@ -353,6 +360,7 @@ export class Transport {
   async close(): Promise<void> {
     try {
       if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+      await this.#tunnel?.close()
     } finally {
       await destroySockets(this.#sockets)
     }
@@ -362,6 +370,7 @@ export class Transport {
   async destroy(): Promise<void> {
     try {
       if (!this.#pool.destroyed) await this.#pool.destroy()
+      await this.#tunnel?.destroy()
     } finally {
       await destroySockets(this.#sockets)
     }
