@@ -291,7 +291,8 @@ describe('on Bun: a Bun.FetchSession of the pool\'s own', () => {
     const t = new Transport(resolveOptions({ url: srv.url, labels: { app: 'transport' }, tls: { ca: 'the CA', servername: 'loki.example.com' } }), 'fetch')
     cleanup.push(() => t.destroy())
     expect(await send(t)).toEqual({ kind: 'success', status: 204 })
-    expect(made).toEqual([{ tls: { ca: 'the CA', serverName: 'loki.example.com' } }])
+    // proxy: false, or Bun's fetch() would follow HTTP_PROXY by itself: the option is opt-in.
+    expect(made).toEqual([{ tls: { ca: 'the CA', serverName: 'loki.example.com' }, proxy: false }])
     expect(sent).toHaveLength(1)
     expect(sent[0]!.tls).toBeUndefined() // the session's, not repeated per request
     await t.close()
@@ -309,5 +310,42 @@ describe('on Bun: a Bun.FetchSession of the pool\'s own', () => {
     const construct = () => new Transport(resolveOptions({ url: 'https://127.0.0.1:1', labels: { app: 'transport' }, tls: { ca: 'x' } }), 'fetch')
     expect(construct).toThrow(LokiOptionError)
     expect(construct).toThrow('Invalid option "tls": TLSOptions.ca must be of type string')
+  })
+})
+
+describe('on Bun: the proxy option goes to the session; its refusals are reported as on Node', () => {
+  const g = globalThis as { Bun?: unknown }
+  afterEach(() => {
+    delete g.Bun
+  })
+
+  it('credentials go to the proxy as Proxy-Authorization; a 407 to CONNECT is a final LOKI_PROXY, a 502 is retried', async () => {
+    const made: unknown[] = []
+    const answers = [407, 502]
+    g.Bun = {
+      FetchSession: class {
+        constructor(init: unknown) {
+          made.push(init)
+        }
+        // What Bun's fetch() rejects with when the proxy does not open the tunnel.
+        fetch = () => {
+          const status = answers.shift()!
+          return Promise.reject(Object.assign(new Error(`Proxy refused to open a tunnel: ${status} Refused`), { code: 'ERR_PROXY_TUNNEL', status }))
+        }
+        close() {}
+      },
+    }
+    const t = new Transport(resolveOptions({ url: 'https://logs.example.com', labels: { app: 'transport' }, proxy: 'http://user:secret@proxy.corp:3128' }), 'fetch')
+    cleanup.push(() => t.destroy())
+    expect(made).toEqual([{ proxy: { url: 'http://proxy.corp:3128', headers: { 'proxy-authorization': `Basic ${Buffer.from('user:secret').toString('base64')}` } } }])
+    const refused = await send(t)
+    expect(refused).toMatchObject({ kind: 'failure', failure: 'network' })
+    expect(refused.kind === 'failure' && refused.error.code).toBe(ErrorCodes.PROXY)
+    expect(refused.kind === 'failure' && refused.error.message).toBe(
+      'the proxy http://proxy.corp:3128 refused to open a tunnel to logs.example.com:443: it answered 407 to CONNECT (proxy credentials missing or refused)',
+    )
+    const busy = await send(t)
+    expect(busy).toMatchObject({ kind: 'retryable', failure: 'network' })
+    expect(busy.kind === 'retryable' && busy.error.code).toBe(ErrorCodes.PROXY)
   })
 })

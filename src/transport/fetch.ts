@@ -11,6 +11,7 @@
 import { errors as undiciErrors } from 'undici'
 import { LokiOptionError } from '../model/errors.js'
 import type { ResolvedOptions } from '../model/options.js'
+import { ProxyRefusedError } from './proxy.js'
 
 /** A response body as the transport reads it: undici's body stream, or FetchPool's. */
 export interface ResponseBody extends AsyncIterable<Uint8Array> {
@@ -60,7 +61,9 @@ interface FetchSession {
   fetch: typeof fetch
   close(): void
 }
-type FetchSessionClass = new (init: { tls?: Record<string, unknown> }) => FetchSession
+/** Bun's `proxy` (of fetch() and of a session): `false` connects directly, whatever HTTP_PROXY says. */
+type BunProxy = false | { url: string; headers: Record<string, string> }
+type FetchSessionClass = new (init: { tls?: Record<string, unknown>; proxy: BunProxy }) => FetchSession
 
 /**
  * Counts the requests in flight and makes the one past `size` wait for a free slot, so this pool
@@ -133,30 +136,33 @@ class PoolClosedError extends Error {
  */
 export class FetchPool implements HttpPool {
   readonly #origin: string
+  readonly #proxy: ResolvedOptions['proxy']
   readonly #fetch: typeof fetch
   readonly #session: FetchSession | undefined
-  /** Bun's fetch takes TLS options per request when there is no session to hold them. */
-  readonly #tls: Record<string, unknown> | undefined
+  /** Bun's fetch takes TLS and proxy options per request when there is no session to hold them. */
+  readonly #perRequest: { tls?: Record<string, unknown>; proxy: BunProxy } | undefined
   readonly #slots: Slots
   /** One controller per request in flight, so destroy() can cancel them. */
   readonly #inFlight = new Set<AbortController>()
   #closed = false
   #destroyed = false
 
-  constructor(opts: Pick<ResolvedOptions, 'origin' | 'concurrency' | 'tls'>) {
+  constructor(opts: Pick<ResolvedOptions, 'origin' | 'concurrency' | 'tls' | 'proxy'>) {
     this.#origin = opts.origin
+    this.#proxy = opts.proxy
     this.#slots = new Slots(opts.concurrency)
     const tls = bunTls(opts.tls)
+    const init = { ...(tls === undefined ? {} : { tls }), proxy: bunProxy(opts.proxy) }
     const Session = (globalThis as { Bun?: { FetchSession?: FetchSessionClass } }).Bun?.FetchSession
     try {
-      this.#session = typeof Session === 'function' ? new Session(tls === undefined ? {} : { tls }) : undefined
+      this.#session = typeof Session === 'function' ? new Session(init) : undefined
     } catch (err) {
       // Bun checks the TLS options here (a `ca` of the wrong type): a typed error at construction
       // rather than a failure on every attempt.
       throw new LokiOptionError('tls', err instanceof Error ? err.message : String(err))
     }
     this.#fetch = this.#session?.fetch ?? globalThis.fetch
-    this.#tls = this.#session === undefined ? tls : undefined
+    this.#perRequest = this.#session === undefined ? init : undefined
   }
 
   /** Requests in flight, each holding one connection. Idle keep-alive connections are the runtime's and not counted. */
@@ -200,7 +206,7 @@ export class FetchPool implements HttpPool {
         signal: controller.signal,
         // A 3xx is an answer to classify, as undici's Pool returns it, not a hop to follow.
         redirect: 'manual',
-        ...(this.#tls === undefined ? {} : { tls: this.#tls }),
+        ...this.#perRequest,
       } as RequestInit)
       const retryAfter = res.headers.get('retry-after')
       return {
@@ -210,8 +216,29 @@ export class FetchPool implements HttpPool {
       }
     } catch (err) {
       release()
-      throw fetchFailure(err)
+      throw this.#failure(err)
     }
+  }
+
+  /**
+   * The error the transport classifies. Node's fetch() rejects every network failure as
+   * `TypeError('fetch failed')` with the real error, and its code, as the cause; Bun's errors
+   * carry their code themselves. A TypeError with neither is fetch() refusing the request itself
+   * (a header value): undici's InvalidArgumentError, as its Pool would throw, which a retry cannot
+   * fix. Bun's ERR_PROXY_TUNNEL, the proxy's answer to CONNECT, becomes the Pool path's
+   * ProxyRefusedError: 407 and 403 are final there too.
+   */
+  #failure(err: unknown): unknown {
+    const code = (err as { code?: unknown } | undefined)?.code
+    const status = (err as { status?: unknown } | undefined)?.status
+    if (code === 'ERR_PROXY_TUNNEL' && typeof status === 'number' && this.#proxy !== undefined) {
+      const loki = new URL(this.#origin)
+      const target = `${loki.hostname}:${loki.port || (loki.protocol === 'https:' ? '443' : '80')}`
+      return new ProxyRefusedError(this.#proxy.displayUrl, target, status)
+    }
+    if (!(err instanceof TypeError) || typeof code === 'string') return err
+    if (err.cause !== undefined) return err.cause
+    return new undiciErrors.InvalidArgumentError(err.message)
   }
 
   /** Refuses new requests, waits for those in flight (each bounded by its deadline), then ends the idle connections. */
@@ -231,23 +258,21 @@ export class FetchPool implements HttpPool {
   }
 }
 
+/**
+ * The `proxy` option as Bun's fetch() takes it. Without one, `false`: Bun's fetch() would
+ * otherwise follow HTTP_PROXY and HTTPS_PROXY by itself, and the option is opt-in (`'env'` has
+ * already been read into a URL, or into none when NO_PROXY names Loki).
+ */
+function bunProxy(proxy: ResolvedOptions['proxy']): BunProxy {
+  if (proxy === undefined) return false
+  return { url: proxy.origin, headers: proxy.authorization === undefined ? {} : { 'proxy-authorization': proxy.authorization } }
+}
+
 /** The client's TLS options as Bun's fetch() takes them (`serverName`, not `servername`). */
 function bunTls(tls: ResolvedOptions['tls']): Record<string, unknown> | undefined {
   if (tls === undefined) return undefined
   const { servername, ...rest } = tls
   return servername === undefined ? { ...rest } : { ...rest, serverName: servername }
-}
-
-/**
- * The error the transport classifies. Node's fetch() rejects every network failure as
- * `TypeError('fetch failed')` with the real error, and its code, as the cause; Bun's errors carry
- * their code themselves. A TypeError with neither is fetch() refusing the request itself (a header
- * value): undici's InvalidArgumentError, as its Pool would throw, which a retry cannot fix.
- */
-function fetchFailure(err: unknown): unknown {
-  if (!(err instanceof TypeError) || typeof (err as { code?: unknown }).code === 'string') return err
-  if (err.cause !== undefined) return err.cause
-  return new undiciErrors.InvalidArgumentError(err.message)
 }
 
 /**
