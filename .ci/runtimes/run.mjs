@@ -110,7 +110,7 @@ function summarize(stdout) {
     const peaks = cases.map((l) => /receiver peak (\d+)/.exec(l)?.[1]).join('/')
     return `${cases.length} fault cases, ${delivered} lines delivered, receiver peak connections ${peaks}`
   }
-  return lines.filter((l) => /sent|deliver|holds/.test(l)).map((l) => l.slice(0, 90)).join(' | ')
+  return lines.filter((l) => !l.startsWith('#') && /sent|deliver|holds/.test(l)).slice(0, 3).map((l) => l.slice(0, 90)).join(' | ')
 }
 
 const wanted = process.argv.slice(2)
