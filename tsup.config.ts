@@ -11,6 +11,7 @@ const entry = {
   'prometheus/index': 'src/metrics/prometheus.ts',
   'opentelemetry/index': 'src/metrics/opentelemetry.ts',
   'pino-loki/index': 'src/compat/pino-loki.ts',
+  'winston-loki/index': 'src/compat/winston-loki.ts',
 }
 
 const common: Options = {

@@ -7,6 +7,7 @@ import { expect, it } from 'vitest'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** The published entry points, as tsup.config.ts lists them, minus lokiwire/testing itself. */
 const SHIPPED = ['src/index.ts', 'src/adapters/pino.ts', 'src/adapters/winston.ts', 'src/compat/pino-loki.ts', 'src/metrics/prometheus.ts', 'src/metrics/opentelemetry.ts']
+SHIPPED.push('src/compat/winston-loki.ts')
 
 /** Every source file `entry` reaches through relative imports (static, dynamic and re-exports). */
 function reach(entry: string): Set<string> {
@@ -37,6 +38,7 @@ const BUILT = [
   'dist/prometheus/index.js', 'dist/prometheus/index.cjs', 'dist/opentelemetry/index.js', 'dist/opentelemetry/index.cjs',
   'dist/pino-loki/index.js', 'dist/pino-loki/index.cjs',
 ]
+BUILT.push('dist/winston-loki/index.js', 'dist/winston-loki/index.cjs')
 
 function reachBuilt(entry: string): Map<string, string> {
   const seen = new Map<string, string>()

@@ -179,3 +179,29 @@ describe('mapping options: level names, line layout, metadata object, timestamp 
     expect(() => resolveMapping(options)).toThrow(expect.objectContaining({ option }))
   })
 })
+
+describe('LayoutRules: a source that stores entries as another library did', () => {
+  const WINSTON: RecordSource = { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() }
+  const record = { label: 'svc', labels: { module: 'db', level: 'audit' }, timestamp: '2026-01-02T03:04:05.678Z', message: 'hi', a: 1, nested: { b: 2 }, level: 'info' }
+
+  it("lifts aliases, the rest, then a labels field over everything; 'message-rest' lines; the level keeps its rule", () => {
+    const layout = { restOmits: ['label', 'labels', 'timestamp', 'message'], labelAliases: { label: 'job' }, restAsLabels: true, labelsField: 'labels', restAsMetadata: true, line: 'message-rest' } as const
+    const entry = new RecordMapper(resolveMapping({}), { ...WINSTON, layout }).map(record, undefined, 'warn')
+    // The rest's own `level` is no label; the labels field replaces even the level's.
+    expect(entry.labels).toEqual({ level: 'audit', job: 'svc', a: '1', module: 'db' })
+    expect(entry.metadata).toEqual({ a: '1', nested: '{"b":2}', level: 'info' })
+    expect(entry.line).toBe('hi {"a":1,"nested":{"b":2},"level":"info"}')
+    expect(entry.timestamp).toBe(1767323045678)
+  })
+
+  it("an empty rest leaves the space: 'message ' (what winston-loki writes)", () => {
+    const mapper = new RecordMapper(resolveMapping({}), { ...WINSTON, timeKeys: [], layout: { restOmits: ['message', 'level'], line: 'message-rest' } })
+    const entry = mapper.map({ message: 'alone', level: 'info', timestamp: 5 }, undefined, 'info')
+    expect(entry).toEqual({ line: 'alone {"timestamp":5}', labels: { level: 'info' } })
+    expect(mapper.map({ message: 'alone', level: 'info' }, undefined, 'info').line).toBe('alone ')
+  })
+
+  it('without a layout the record maps as before', () => {
+    expect(new RecordMapper(resolveMapping({}), WINSTON).map(record, 'as written', 'warn')).toEqual({ line: 'as written', labels: { level: 'warn' }, timestamp: 1767323045678 })
+  })
+})

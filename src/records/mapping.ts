@@ -255,6 +255,48 @@ export interface RecordSource {
   messageKey: string
   /** Level numbers -> names (see levelName()). */
   levels: ReadonlyMap<number, string>
+  /** Rules no public option spells, for a source that reproduces another library's entries. @default none */
+  readonly layout?: LayoutRules
+}
+
+/**
+ * Rules beyond the options, for a source that must store entries exactly as another library did
+ * (lokiwire/winston-loki reproduces winston-loki 6). They act on the record's *rest*: its
+ * own string-keyed fields, in the record's order, minus `restOmits`. Labels they make follow the
+ * level and `labelsFrom`, in the order listed here, each over the ones before it; their values
+ * follow the rule of `labelsFrom`, their metadata the rule of `metadataFrom`.
+ */
+export interface LayoutRules {
+  /** Fields that are not part of the rest, e.g. `['label', 'labels', 'timestamp', 'message']`. */
+  readonly restOmits: readonly string[]
+  /** Fields lifted into labels under another name: `{ label: 'job' }` (winston's `label` as `job`). */
+  readonly labelAliases?: Readonly<Record<string, string>>
+  /** Every rest field becomes a label, but `level`: the level keeps its own rule. */
+  readonly restAsLabels?: boolean
+  /** A field holding an object whose entries all become labels, over every other label, the level's included. */
+  readonly labelsField?: string
+  /** Every rest field becomes structured metadata. */
+  readonly restAsMetadata?: boolean
+  /**
+   * The line: `'message-rest'` is the message, a space, and the rest as JSON (nothing after the
+   * space when the rest is empty), whatever `line` says. @default the `line` option
+   */
+  readonly line?: 'message-rest'
+}
+
+/**
+ * How a module that stores entries as another library did (src/compat/) hands an adapter the
+ * parts of its RecordSource that differ: under a symbol key of the adapter's options, which no
+ * options reader sees (they read string keys) and no user sets by accident.
+ */
+export const SOURCE_RULES: unique symbol = Symbol('lokiwire.sourceRules')
+
+/** What SOURCE_RULES may replace in an adapter's RecordSource. */
+export type SourceRules = Partial<Pick<RecordSource, 'timeKeys' | 'layout'>>
+
+/** The rules an adapter's options carry under SOURCE_RULES, if any. */
+export function sourceRules(options: object): SourceRules | undefined {
+  return (options as { [SOURCE_RULES]?: SourceRules })[SOURCE_RULES]
 }
 
 /** A field to lift: its name as given, the path into nested objects, and the name it is sent as. */
@@ -320,18 +362,26 @@ export class RecordMapper {
   readonly #headTime: boolean
   /** mapLine() may read the head alone: the entry needs nothing else from the record. */
   readonly #fast: boolean
+  readonly #layout: LayoutRules | undefined
+  readonly #restOmits: ReadonlySet<string>
 
   constructor(mapping: ResolvedMapping, source: RecordSource) {
     this.#o = mapping
     this.#source = { ...source }
-    this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0 || mapping.metadataObject !== undefined
+    const layout = source.layout
+    this.#layout = layout
+    this.#restOmits = new Set(layout?.restOmits)
+    const layoutLifts =
+      layout !== undefined &&
+      (Object.keys(layout.labelAliases ?? {}).length > 0 || layout.restAsLabels === true || layout.labelsField !== undefined || layout.restAsMetadata === true)
+    this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0 || mapping.metadataObject !== undefined || layoutLifts
     this.#labelFields = mapping.labelsFrom.map(compileField)
     this.#metadataFields = mapping.metadataFrom.map(compileField)
     this.#metadataObject = mapping.metadataObject === undefined ? undefined : compileField(mapping.metadataObject)
     this.#lineWithout = mapping.lineWithout.map(compileField)
     this.#rewrite = mapping.lineWithout.length > 0 || mapping.arraysAsObjects
     this.#headTime = source.timeKeys[0] === 'time'
-    this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record' && !this.#rewrite && mapping.timestamp === 'record'
+    this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record' && !this.#rewrite && mapping.timestamp === 'record' && layout?.line === undefined
   }
 
   get options(): ResolvedMapping {
@@ -450,11 +500,18 @@ export class RecordMapper {
         ;(metadata ??= {})[f.name] = v
         ;(lifted ??= []).push(f)
       }
+      if (this.#layout !== undefined) {
+        const made = this.#fromLayout(record, this.#layout, labels, metadata)
+        labels = made.labels
+        metadata = made.metadata
+      }
     }
 
     let line: string
     if (record === undefined) {
       line = serialized ?? ''
+    } else if (this.#layout?.line === 'message-rest') {
+      line = this.#messageRest(record)
     } else if (o.line === 'record') {
       line = this.#rewrite ? this.#json(this.#without(record, this.#lineWithout)) : (serialized ?? safeJson(record))
     } else if (o.line === 'message') {
@@ -473,6 +530,61 @@ export class RecordMapper {
     const ts = time === undefined || o.timestamp === 'received' ? undefined : readRecordTime(time)
     if (ts !== undefined) entry.timestamp = ts
     return entry
+  }
+
+  /** The record's own string-keyed fields, in its order, minus the layout's omitted ones. */
+  #layoutRest(record: Record<string, unknown>): Record<string, unknown> {
+    const rest: Record<string, unknown> = {}
+    for (const key of Object.keys(record)) if (!this.#restOmits.has(key)) rest[key] = record[key]
+    return rest
+  }
+
+  #fromLayout(
+    record: Record<string, unknown>,
+    layout: LayoutRules,
+    labels: Record<string, string> | undefined,
+    metadata: Record<string, string> | undefined,
+  ): { labels: Record<string, string> | undefined; metadata: Record<string, string> | undefined } {
+    for (const [field, name] of Object.entries(layout.labelAliases ?? {})) {
+      const v = labelValue(record[field])
+      if (v !== undefined) (labels ??= {})[name] = v
+    }
+    if (layout.restAsLabels === true || layout.restAsMetadata === true) {
+      for (const [key, raw] of Object.entries(this.#layoutRest(record))) {
+        if (layout.restAsLabels === true && key !== LEVEL_KEY) {
+          const v = labelValue(raw)
+          if (v !== undefined) (labels ??= {})[key] = v
+        }
+        if (layout.restAsMetadata === true) {
+          const v = metadataValue(raw)
+          if (v !== undefined) (metadata ??= {})[key] = v
+        }
+      }
+    }
+    if (layout.labelsField !== undefined) {
+      const own = record[layout.labelsField]
+      if (isObject(own)) {
+        for (const [name, raw] of Object.entries(own)) {
+          const v = labelValue(raw)
+          if (v !== undefined) (labels ??= {})[name] = v
+        }
+      }
+    }
+    return { labels, metadata }
+  }
+
+  /** winston-loki's line: `${message} ${JSON of the rest}`, the space kept when the rest is empty. */
+  #messageRest(record: Record<string, unknown>): string {
+    const rest = this.#layoutRest(record)
+    const message = record[this.#source.messageKey]
+    let text: string
+    try {
+      text = String(message)
+    } catch {
+      // A symbol, or an object whose toString throws: still a line, never an exception in log().
+      text = safeJson(message)
+    }
+    return `${text} ${Object.keys(rest).length > 0 ? safeJson(rest) : ''}`
   }
 
   #labelsForLevel(level: string): Readonly<Record<string, string>> {
