@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import { buildConnector, Pool, errors as undiciErrors } from 'undici'
-import type { Dispatcher } from 'undici'
 import { channels } from './diagnostics.js'
+import { FetchPool, isUndiciPool, type HttpPool, type HttpResponse, type ResponseBody } from './fetch.js'
 import { ProxyRefusedError, ProxyTunnel } from './proxy.js'
 import type { EncodedBody } from '../encode/index.js'
 import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from '../model/errors.js'
@@ -49,8 +49,6 @@ export const DRAIN_LIMIT = 8 * 1024 * 1024
  */
 export const DRAIN_TIME_LIMIT_MS = 1000
 
-type Body = Dispatcher.ResponseData['body']
-
 interface Drained {
   /** The first `keep` bytes, decoded as UTF-8 and trimmed. */
   text: string
@@ -64,14 +62,14 @@ interface Drained {
  * DRAIN_TIME_LIMIT_MS, or is aborted by the attempt's deadline is destroyed, which closes its
  * socket, and reported as incomplete. The status already received decides the outcome.
  */
-async function drain(body: Body, keep: number): Promise<Drained> {
-  const chunks: Buffer[] = []
+async function drain(body: ResponseBody, keep: number): Promise<Drained> {
+  const chunks: Uint8Array[] = []
   let kept = 0
   let total = 0
   let complete = false
   const timer = setTimeout(() => body.destroy(), DRAIN_TIME_LIMIT_MS)
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for await (const chunk of body) {
       total += chunk.length
       if (kept < keep) {
         const part = chunk.subarray(0, keep - kept)
@@ -226,7 +224,7 @@ function statusClass(status: number): FailureClass {
   return status === 429 ? 'status429' : status >= 500 ? 'status5xx' : 'status4xx'
 }
 
-function classifyStatus(status: number, body: string, headers: Dispatcher.ResponseData['headers']): SendResult {
+function classifyStatus(status: number, body: string, headers: HttpResponse['headers']): SendResult {
   if (status === 260) return { kind: 'blocked', status, failure: statusClass(status), error: new LokiHttpError(status, body) }
   if (status >= 200 && status < 300) return { kind: 'success', status }
   const error = new LokiHttpError(status, body)
@@ -240,10 +238,11 @@ function classifyStatus(status: number, body: string, headers: Dispatcher.Respon
 
 /**
  * The HTTP layer: one undici Pool per client, sized to the client's concurrency, so the number
- * of sockets to Loki can never exceed it.
+ * of sockets to Loki can never exceed it. Where undici's Pool is not available (Bun), a
+ * FetchPool of the same size instead (fetch.ts).
  */
 export class Transport {
-  readonly #pool: Pool
+  readonly #pool: HttpPool
   readonly #tunnel: ProxyTunnel | undefined
   readonly #path: string
   readonly #url: string
@@ -253,11 +252,16 @@ export class Transport {
   readonly #sockets = new Set<Socket>()
   #abandonedBodies = 0
 
-  constructor(opts: ResolvedOptions) {
+  /** @param http which pool sends: decided here by what the runtime's `undici` has; tests choose. */
+  constructor(opts: ResolvedOptions, http: 'undici' | 'fetch' = isUndiciPool(Pool) ? 'undici' : 'fetch') {
     this.#path = opts.path
     this.#url = opts.displayUrl
     this.#timeoutMs = opts.requestTimeoutMs
     this.#headers = { 'user-agent': `lokiwire/${VERSION}`, ...opts.headers }
+    if (http === 'fetch') {
+      this.#pool = new FetchPool(opts)
+      return
+    }
     // The options undici's Pool would give its own connector (its defaults for the rest).
     const connector = buildConnector({ ...opts.tls, timeout: opts.connectTimeoutMs })
     const track = (c: buildConnector.connector) => trackingConnector(c, this.#sockets)
@@ -288,7 +292,7 @@ export class Transport {
     return this.#timeoutMs
   }
 
-  /** Sockets currently open to Loki. */
+  /** Sockets currently open to Loki; on a FetchPool, requests in flight (each holds one). */
   get connections(): number {
     return this.#pool.stats.connected
   }
