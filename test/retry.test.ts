@@ -25,6 +25,18 @@ describe('retry policy', () => {
     expect(parseRetryAfter(['2', '9'], now)).toBe(2000)
   })
 
+  it('reads Retry-After strictly: several digits, fractions rounded up, never negative, the rest undefined', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    expect(parseRetryAfter('10', now)).toBe(10_000)
+    expect(parseRetryAfter('12.25', now)).toBe(12_250)
+    // Rounded up: never sooner than Loki asked.
+    expect(parseRetryAfter('0.0001', now)).toBe(1)
+    // Neither seconds nor a date: no hint, never NaN.
+    for (const v of ['5s', '1.5s', 'x1.5']) expect(parseRetryAfter(v, now)).toBeUndefined()
+    // Date.parse reads '-5' as a date in the past: wait no longer, but never a negative delay.
+    expect(parseRetryAfter('-5', now)).toBe(0)
+  })
+
   it('stops at maxAttempts and at the budget, and caps Retry-After', () => {
     expect(decideRetry(policy, 5, 0, undefined)).toEqual({ retry: false, reason: 'attempts' })
     expect(decideRetry(policy, 1, 9_950, undefined, () => 0.999)).toEqual({ retry: false, reason: 'budget' })

@@ -3,17 +3,18 @@
  * Transport.send() from a status or an error to its SendResult, and what each leaves of the socket.
  */
 import diagnosticsChannel from 'node:diagnostics_channel'
+import { getEventListeners } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
-import { Pool } from 'undici'
+import { buildConnector, errors as undiciErrors, Pool } from 'undici'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCodes, LokiClient, type LokiHttpError, LokiNetworkError } from '../src/index.js'
-import type { DropEvent, FailedEvent } from '../src/index.js'
+import type { DropEvent, FailedEvent, RequestEndMessage, RequestErrorMessage, RequestStartMessage } from '../src/index.js'
 import { resolveOptions, type LokiClientOptions } from '../src/model/options.js'
-import { DRAIN_LIMIT, trackingConnector, Transport, type SendResult } from '../src/transport/transport.js'
+import { DRAIN_LIMIT, ERROR_BODY_KEEP, trackingConnector, Transport, type SendResult } from '../src/transport/transport.js'
 import { FAST, waitUntil } from './helpers.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void
@@ -269,12 +270,13 @@ describe('every other path of an attempt', () => {
 
   it('a signal aborted while waiting for the status: aborted, and the socket is destroyed', async () => {
     const srv = await rawServer(() => {}) // never answers
-    const t = transport(srv.url)
+    // No deadline of its own in sight: only the signal can end this attempt.
+    const t = transport(srv.url, { requestTimeoutMs: 600_000 })
     const ac = new AbortController()
     const pending = send(t, ac.signal)
     await waitUntil(() => srv.sockets.length === 1, 'the request to arrive')
     ac.abort(new Error('destroy()'))
-    const r = await pending
+    const r = await within(pending, 15_000, 'the aborted attempt')
     expect(r.kind).toBe('aborted')
     expect(r.kind === 'aborted' && (r.error.cause as Error).message).toBe('destroy()')
     await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
@@ -369,6 +371,24 @@ describe('every other path of an attempt', () => {
     await t.close()
   })
 
+  it('a second close() while the first waits for a request in flight waits too, and the request completes', async () => {
+    let answer: (() => void) | undefined
+    const srv = await rawServer((_req, res) => {
+      answer = () => res.end()
+    })
+    const t = transport(srv.url)
+    const pending = send(t)
+    await waitUntil(() => answer !== undefined, 'the request to arrive')
+    const first = t.close()
+    const second = t.close()
+    // Neither may end the socket under the request it waits for.
+    await new Promise((r) => setTimeout(r, 50))
+    answer!()
+    expect(await within(pending, 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
+    await within(Promise.all([first, second]), 15_000, 'both closes')
+    expect(t.connections).toBe(0)
+  })
+
   it('the connector wrapper passes through a connector that returns no socket, tracking nothing', () => {
     const sockets = new Set<Socket>()
     const calls: string[] = []
@@ -378,5 +398,242 @@ describe('every other path of an attempt', () => {
     trackingConnector(base, sockets)({ hostname: 'h', protocol: 'http:', port: '1' }, () => {})
     expect(calls).toEqual(['h'])
     expect(sockets.size).toBe(0)
+  })
+})
+
+describe('what an answer leaves in its result: error bodies, statuses, the drain limits', () => {
+  it(`an error body is kept up to ERROR_BODY_KEEP (${ERROR_BODY_KEEP} bytes) and trimmed, and still drained to its end`, async () => {
+    // Sent in pieces, so the kept part is gathered across chunks and the rest only counted.
+    const piece = 'x'.repeat(16 * 1024)
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(500, { 'content-length': 2 + ERROR_BODY_KEEP * 2 + 2 })
+      res.write('\n ')
+      for (let i = 0; i < (ERROR_BODY_KEEP * 2) / piece.length; i++) res.write(piece)
+      res.end(' \n')
+    })
+    const t = transport(srv.url, { concurrency: 1 })
+    const r = await send(t)
+    expect(r).toMatchObject({ kind: 'retryable', status: 500, failure: 'status5xx' })
+    const body = r.kind === 'retryable' ? (r.error as LokiHttpError).body : ''
+    expect(body).toBe('x'.repeat(ERROR_BODY_KEEP - 2))
+    // Read to its end: not abandoned, and the next attempt reuses the connection.
+    expect(t.abandonedBodies).toBe(0)
+    expect(await send(t)).toMatchObject({ kind: 'retryable', status: 500 })
+    expect(srv.accepted).toBe(1)
+  })
+
+  it('a 260 carries Loki\'s reason in its error, like any refusal', async () => {
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(260)
+      res.end('ingestion blocked by policy for this stream\n')
+    })
+    const t = transport(srv.url)
+    const r = await send(t)
+    expect(r).toMatchObject({ kind: 'blocked', status: 260, failure: 'status4xx' })
+    expect(r.kind === 'blocked' && r.error.body).toBe('ingestion blocked by policy for this stream')
+    expect(r.kind === 'blocked' && r.error.message).toBe('Loki answered 260: ingestion blocked by policy for this stream')
+  })
+
+  it('a redirect is not a delivery: 3xx is final, with its body', async () => {
+    const statuses = [300, 301, 308]
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(statuses[srv.sockets.length - 1]!, { location: 'https://elsewhere.example/' })
+      res.end('moved')
+    })
+    const t = transport(srv.url, { concurrency: 1 })
+    for (const status of statuses) {
+      const r = await send(t)
+      expect(r).toMatchObject({ kind: 'failure', status, failure: 'status4xx' })
+      expect(r.kind === 'failure' && (r.error as LokiHttpError).body).toBe('moved')
+    }
+  })
+
+  it(`a 2xx body of exactly DRAIN_LIMIT (${DRAIN_LIMIT} bytes) is read to its end and its socket kept`, async () => {
+    const body = Buffer.alloc(DRAIN_LIMIT, 0x78)
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(200, { 'content-length': body.length })
+      res.end(body)
+    })
+    const t = transport(srv.url, { requestTimeoutMs: 600_000, concurrency: 1 })
+    expect(await within(send(t), 30_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
+    expect(t.abandonedBodies).toBe(0)
+    expect(await within(send(t), 30_000, 'the second attempt')).toEqual({ kind: 'success', status: 200 })
+    expect(srv.accepted).toBe(1)
+  })
+})
+
+describe('the attempt\'s deadline', () => {
+  it('names requestTimeoutMs when it is the limit, and the retry budget when that is shorter', async () => {
+    const srv = await rawServer(() => {}) // never answers
+    const t = transport(srv.url, { requestTimeoutMs: 300 })
+    const attempt = (timeoutMs: number | undefined) => t.send(BODY, new AbortController().signal, { batchId: ++batchId, attempt: 1, entries: 1, timeoutMs })
+    const cases: Array<[number | undefined, RegExp]> = [
+      [undefined, /^no complete answer within requestTimeoutMs \(300 ms\)$/],
+      // A budget that leaves as much as requestTimeoutMs is not what cut the attempt.
+      [300, /^no complete answer within requestTimeoutMs \(300 ms\)$/],
+      [150, /^no complete answer within the 150 ms the retry budget \(retry\.budgetMs\) had left$/],
+    ]
+    for (const [timeoutMs, message] of cases) {
+      const r = await within(attempt(timeoutMs), 15_000, 'the attempt')
+      expect(r).toMatchObject({ kind: 'retryable', status: undefined, failure: 'timeout', retryAfterMs: undefined })
+      expect(r.kind === 'retryable' && r.error.code).toBe(ErrorCodes.REQUEST_TIMEOUT)
+      expect(r.kind === 'retryable' && r.error.message).toMatch(message)
+    }
+  })
+
+  it('an attempt leaves no listener on the batch\'s signal, however it ends', async () => {
+    const answers = [200, 500]
+    const srv = await rawServer((_req, res) => {
+      const status = answers.shift()
+      if (status === undefined) return // the third never answers
+      res.writeHead(status)
+      res.end()
+    })
+    const t = transport(srv.url, { requestTimeoutMs: 300 })
+    const signal = new AbortController().signal
+    expect((await send(t, signal)).kind).toBe('success')
+    expect((await send(t, signal)).kind).toBe('retryable')
+    expect(await within(send(t, signal), 15_000, 'the stalled attempt')).toMatchObject({ kind: 'retryable', failure: 'timeout' })
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+  })
+})
+
+describe('diagnostics channels: one message per attempt, on the channel its outcome belongs to', () => {
+  function subscribe(): { start: RequestStartMessage[]; end: RequestEndMessage[]; error: RequestErrorMessage[]; stop: () => void } {
+    const got = { start: [] as RequestStartMessage[], end: [] as RequestEndMessage[], error: [] as RequestErrorMessage[] }
+    const fns = {
+      start: (m: unknown) => got.start.push(m as RequestStartMessage),
+      end: (m: unknown) => got.end.push(m as RequestEndMessage),
+      error: (m: unknown) => got.error.push(m as RequestErrorMessage),
+    }
+    for (const k of ['start', 'end', 'error'] as const) diagnosticsChannel.subscribe(`lokiwire:request:${k}`, fns[k])
+    const stop = () => {
+      for (const k of ['start', 'end', 'error'] as const) diagnosticsChannel.unsubscribe(`lokiwire:request:${k}`, fns[k])
+    }
+    cleanup.push(async () => stop())
+    return { ...got, stop }
+  }
+
+  it('an answer, whatever its status, ends on request:end with the status; its duration lies within the call', async () => {
+    const answers = [204, 503]
+    const srv = await rawServer((_req, res) => {
+      res.writeHead(answers.shift()!)
+      res.end()
+    })
+    const t = transport(srv.url, { concurrency: 1 })
+    const ch = subscribe()
+    for (const status of [204, 503]) {
+      const before = performance.now()
+      await t.send(BODY, new AbortController().signal, { batchId: 7, attempt: status === 204 ? 1 : 2, entries: 3 })
+      const elapsed = performance.now() - before
+      const end = ch.end.at(-1)!
+      expect(end).toMatchObject({ url: `${srv.url}/loki/api/v1/push`, batchId: 7, entries: 3, bytes: BODY.body.length, status, bodyAbandoned: false })
+      expect(end.durationMs).toBeGreaterThanOrEqual(0)
+      expect(end.durationMs).toBeLessThanOrEqual(elapsed)
+    }
+    expect(ch.start.map((m) => m.attempt)).toEqual([1, 2])
+    expect(ch.end.map((m) => m.attempt)).toEqual([1, 2])
+    expect(ch.error).toEqual([])
+  })
+
+  it('no answer (a timeout, an abort) ends on request:error with the error; its duration lies within the call', async () => {
+    const srv = await rawServer(() => {}) // never answers
+    const t = transport(srv.url, { requestTimeoutMs: 200 })
+    const ch = subscribe()
+    const ac = new AbortController()
+    ac.abort(new Error('destroy()'))
+    for (const signal of [new AbortController().signal, ac.signal]) {
+      const before = performance.now()
+      const r = await within(send(t, signal), 15_000, 'the attempt')
+      const elapsed = performance.now() - before
+      const error = ch.error.at(-1)!
+      expect(error.error).toBe(r.kind === 'success' ? undefined : r.error)
+      expect(error).toMatchObject({ url: `${srv.url}/loki/api/v1/push`, entries: 1, bytes: BODY.body.length })
+      expect(error.durationMs).toBeGreaterThanOrEqual(0)
+      expect(error.durationMs).toBeLessThanOrEqual(elapsed)
+    }
+    expect(ch.error.map((m) => (m.error as { code?: string }).code)).toEqual([ErrorCodes.REQUEST_TIMEOUT, ErrorCodes.ABORTED])
+    // The abort says what it is and keeps what aborted it.
+    expect(ch.error[1]!.error.message).toBe('request aborted')
+    expect((ch.error[1]!.error.cause as Error).message).toBe('destroy()')
+    expect(ch.start).toHaveLength(2)
+    expect(ch.end).toEqual([])
+  })
+})
+
+describe('errors from the HTTP client, by code: what a retry can fix and what it cannot', () => {
+  /** send() with the pool's request rejecting once with `err`, as undici rejects it. */
+  async function sendFailing(err: unknown): Promise<SendResult> {
+    const srv = await rawServer((_req, res) => res.end())
+    const t = transport(srv.url)
+    const spy = vi.spyOn(Pool.prototype, 'request').mockImplementationOnce(() => Promise.reject(err) as never)
+    try {
+      return await send(t)
+    } finally {
+      spy.mockRestore()
+    }
+  }
+  const coded = (message: string, code: string) => Object.assign(new Error(message), { code })
+
+  // The certificate and handshake failures a user fixes in configuration, not by waiting. Each
+  // is Node's (OpenSSL's) code for it; a few are produced for real by the TLS tests above.
+  const TLS = [
+    'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+    'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD', 'CERT_SIGNATURE_FAILURE',
+    'UNABLE_TO_DECRYPT_CERT_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_CHAIN_TOO_LONG',
+    'CERT_REVOKED', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+    'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID',
+    'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_UNSUPPORTED_PROTOCOL', 'ERR_SSL_NO_PROTOCOLS_AVAILABLE',
+    'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA',
+    'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+  ]
+  for (const code of TLS) {
+    it(`${code}: LOKI_TLS, final`, async () => {
+      const r = await sendFailing(coded('the handshake failed', code))
+      expect(r).toMatchObject({ kind: 'failure', status: undefined, failure: 'network' })
+      expect(r.kind === 'failure' && r.error.code).toBe(ErrorCodes.TLS)
+      expect(r.kind === 'failure' && r.error.message).toBe(`TLS handshake with Loki failed: the handshake failed (${code})`)
+    })
+  }
+
+  // A cluster's DNS flaps while services restart: worth another try, under its own code.
+  for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA']) {
+    it(`${code}: LOKI_DNS, retried`, async () => {
+      const r = await sendFailing(coded(`getaddrinfo ${code} loki`, code))
+      expect(r).toMatchObject({ kind: 'retryable', status: undefined, failure: 'network', retryAfterMs: undefined })
+      expect(r.kind === 'retryable' && r.error.code).toBe(ErrorCodes.DNS)
+      expect(r.kind === 'retryable' && r.error.message).toBe(`could not resolve Loki's host: getaddrinfo ${code} loki`)
+    })
+  }
+
+  it('undici\'s headers timeout is a timeout, retried', async () => {
+    const r = await sendFailing(new undiciErrors.HeadersTimeoutError())
+    expect(r).toMatchObject({ kind: 'retryable', status: undefined, failure: 'timeout', retryAfterMs: undefined })
+    expect(r.kind === 'retryable' && r.error.code).toBe(ErrorCodes.REQUEST_TIMEOUT)
+    expect(r.kind === 'retryable' && r.error.message).toBe('request timed out: Headers Timeout Error (UND_ERR_HEADERS_TIMEOUT)')
+  })
+
+  it('a rejection with nothing at all is retryable, not thrown', async () => {
+    for (const nothing of [null, undefined]) {
+      const r = await sendFailing(nothing)
+      expect(r).toMatchObject({ kind: 'retryable', status: undefined, failure: 'network' })
+      expect(r.kind === 'retryable' && r.error.message).toBe(`request failed: ${String(nothing)}`)
+    }
+  })
+})
+
+describe('the connector remembers each socket until it closes', () => {
+  it('a socket leaves the set once it has closed', async () => {
+    const srv = await rawServer((_req, res) => res.end())
+    const sockets = new Set<Socket>()
+    const connect = trackingConnector(buildConnector({}), sockets)
+    const { port } = new URL(srv.url)
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      connect({ hostname: '127.0.0.1', host: `127.0.0.1:${port}`, protocol: 'http:', port }, (err, s) => (err ? reject(err) : resolve(s as Socket)))
+    })
+    expect([...sockets]).toEqual([socket])
+    socket.destroy()
+    await waitUntil(() => sockets.size === 0, 'the closed socket to leave the set')
   })
 })

@@ -132,7 +132,8 @@ async function destroySockets(sockets: Set<Socket>): Promise<void> {
   clearTimeout(timer)
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'])
+// No UND_ERR_BODY_TIMEOUT: request() settles at the status, so a body timeout ends the drain, never the request.
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT'])
 
 /**
  * TLS failures a retry cannot fix: the certificate does not verify against the trusted CAs, has
@@ -343,9 +344,11 @@ export class Transport {
     }
 
     const durationMs = performance.now() - started
-    if (result.kind === 'success' || 'status' in result && result.status !== undefined) {
+    // A status means Loki answered (success or not); without one the attempt failed before that.
+    const { status } = result as { status?: number }
+    if (status !== undefined) {
       if (channels.requestEnd.hasSubscribers) {
-        channels.requestEnd.publish({ ...message, status: (result as { status: number }).status, durationMs, bodyAbandoned })
+        channels.requestEnd.publish({ ...message, status, durationMs, bodyAbandoned })
       }
     } else if (channels.requestError.hasSubscribers) {
       channels.requestError.publish({ ...message, error: (result as { error: Error }).error, durationMs })
@@ -359,7 +362,9 @@ export class Transport {
    */
   async close(): Promise<void> {
     try {
-      if (!this.#pool.closed && !this.#pool.destroyed) await this.#pool.close()
+      // undici's close() waits for one already under way and resolves on a closed pool; it
+      // rejects only on a destroyed one.
+      if (!this.#pool.destroyed) await this.#pool.close()
       await this.#tunnel?.close()
     } finally {
       await destroySockets(this.#sockets)
@@ -369,7 +374,8 @@ export class Transport {
   /** Closes every socket now, failing whatever is in flight; resolves once none is left. */
   async destroy(): Promise<void> {
     try {
-      if (!this.#pool.destroyed) await this.#pool.destroy()
+      // On a pool already destroyed, undici's destroy() resolves (once that destroy is done).
+      await this.#pool.destroy()
       await this.#tunnel?.destroy()
     } finally {
       await destroySockets(this.#sockets)
