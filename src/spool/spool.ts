@@ -1,6 +1,7 @@
 import {
   closeSync,
   fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -120,7 +121,14 @@ export class Spool {
     try {
       if (this.#fd === undefined || this.#writeBytes + size > SEGMENT_MAX_BYTES) this.#rotate()
       // One buffer, one write: a crash leaves at most one truncated record at the tail.
-      writeSync(this.#fd!, Buffer.concat([header, body.body]))
+      const written = writeSync(this.#fd!, Buffer.concat([header, body.body]))
+      if (written < size) {
+        // A full disk or a file size limit ends a write short, without an error. Cut off the
+        // partial record: the batch is not on disk, and records appended after it would be
+        // unreadable at replay.
+        ftruncateSync(this.#fd!, this.#writeBytes)
+        throw new Error(`short write: ${written} of ${size} bytes`)
+      }
       this.#writeBytes += size
       this.bytes += size
       return true
