@@ -1,9 +1,9 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import type { SpoolEvent } from '../src/index.js'
 import { Spool, type SpoolRecord } from '../src/spool/spool.js'
@@ -293,6 +293,31 @@ describe('spool directory', () => {
     expect(drain(s)).toEqual(['kept'])
     expect(problems.map((p) => [p.reason, p.file])).toEqual([['read_failed', gone]])
     expect(readdirSync(dir)).toEqual([])
+  })
+
+  it.skipIf(!existsSync('/dev/full'))('a disk that is full when a segment is opened: the write is reported with its file, nothing is offered for replay, and the empty segment is not left behind', () => {
+    const problems: SpoolEvent[] = []
+    const s = new Spool({ ...opts(), maxBytes: 64 * 1024 * 1024 }, (p) => problems.push(p))
+    // The name the spool's first segment will take leads to /dev/full, where every write fails
+    // with ENOSPC. The clock is held only for that name.
+    const name = `lokiwire-1700000000000-${process.pid}-0.spool`
+    symlinkSync('/dev/full', join(dir, name))
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_700_000_000_000)
+    try {
+      expect(s.write(body('lost'), 1)).toBe(false)
+    } finally {
+      now.mockRestore()
+    }
+    expect(problems).toMatchObject([{ reason: 'write_failed', file: name }])
+    expect(s.pending).toBe(false)
+    expect(s.next()).toBeUndefined()
+    // A record too big for the open segment moves on to a new one, a regular file.
+    expect(s.write({ body: Buffer.alloc(8 * 1024 * 1024, 120), contentType: 'application/json', contentEncoding: undefined }, 1)).toBe(true)
+    expect(readdirSync(dir)).toHaveLength(1)
+    expect(lstatSync(join(dir, readdirSync(dir)[0]!)).isFile()).toBe(true)
+    expect(s.next()!.body.body.length).toBe(8 * 1024 * 1024)
+    expect(problems).toHaveLength(1)
+    s.close()
   })
 
   it('a replayed segment that cannot be deleted is reported and still counted', () => {
