@@ -2,7 +2,8 @@
  * The transport loads undici on its first attempt (src/transport/undici-pool.ts), not at
  * construction: what that must not change. A transport that never sent holds nothing and closes
  * without loading anything; a load that fails is an attempt's result, never a throw or an
- * unhandled rejection, and the next attempt tries again.
+ * unhandled rejection, and the next attempt tries again; the load counts against the attempt's
+ * deadline and cannot outlast it.
  */
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -72,4 +73,33 @@ it('an HTTP client that cannot be loaded is a final LOKI_INTERNAL result; the ne
     await t.destroy()
   }
   expect(t.connections).toBe(0)
+})
+
+it('a load still under way when the attempt\'s deadline passes ends that attempt as a timeout; close() waits for the load', async () => {
+  let release!: () => void
+  const loaded = new Promise<void>((resolve) => (release = resolve))
+  vi.doMock('../src/transport/undici-pool.js', async (importOriginal) => {
+    await loaded
+    return importOriginal()
+  })
+  vi.resetModules()
+  const { Transport } = await import('../src/transport/transport.js')
+  const url = await listen()
+  const t = new Transport(resolveOptions({ url, labels: { app: 'lazy' }, requestTimeoutMs: 200 }))
+  const timedOut = await send(t)
+  expect(timedOut).toMatchObject({ kind: 'retryable', failure: 'timeout' })
+  expect(timedOut.kind === 'retryable' && timedOut.error.code).toBe(ErrorCodes.REQUEST_TIMEOUT)
+  const batch = new AbortController()
+  const cut = t.send(body, batch.signal, { batchId: 2, attempt: 1, entries: 1 })
+  batch.abort(new Error('destroyed'))
+  expect(await cut).toMatchObject({ kind: 'aborted' })
+  expect(requests).toBe(0)
+  let closed = false
+  const closing = t.close().then(() => (closed = true))
+  await new Promise((r) => setTimeout(r, 50))
+  expect(closed).toBe(false)
+  release()
+  await closing
+  expect(t.connections).toBe(0)
+  expect(requests).toBe(0)
 })

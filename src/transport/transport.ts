@@ -258,6 +258,14 @@ class TransportClosedError extends Error {
   override readonly name = 'TransportClosedError'
 }
 
+/** Rejects with the signal's reason once it aborts; never settles otherwise. */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
+}
+
 /** Bun, whose `undici` is a stand-in without a working Pool (see fetch.ts) and whose fetch() is a global. */
 function isBun(): boolean {
   return typeof (globalThis as { Bun?: unknown }).Bun === 'object'
@@ -371,7 +379,10 @@ export class Transport {
     let bodyAbandoned = false
     try {
       if (signal.aborted) throw signal.reason
-      const res = await (await this.#pool()).request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      const pool = this.#pool()
+      // The first attempt's load of undici counts against its deadline, and cannot outlast it.
+      const ready = pool instanceof Promise ? await Promise.race([pool, rejectOnAbort(deadline.signal)]) : pool
+      const res = await ready.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
       // From here the status decides: after a 2xx Loki has stored the push, whatever the body
       // does next, and resending it would only spend quota on duplicates.
       const failed = res.statusCode < 200 || res.statusCode >= 300 || res.statusCode === 260
