@@ -11,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
+import { zlibSync } from '../encode/codecs.js'
 import type { EncodedBody } from '../encode/index.js'
 import type { SpoolEvent } from '../model/events.js'
 
@@ -27,6 +27,11 @@ import type { SpoolEvent } from '../model/events.js'
  * The payload is the request body exactly as it goes on the wire, so a replay re-sends the
  * same bytes and timestamps and Loki deduplicates anything that was in fact delivered.
  */
+
+/** node:zlib's CRC-32, loaded with the first spool rather than with the client (codecs.ts). */
+function crc32(data: Uint8Array, value?: number): number {
+  return zlibSync().crc32(data, value)
+}
 
 const MAGIC = 0x3153574c // "LWS1" little-endian
 const HEADER = 20

@@ -8,10 +8,9 @@
  * cancels the request or its body, and a body can be read to its end or given up. The transport
  * above it (one deadline per attempt, the drain limits, the verdict) is the same code either way.
  */
-import { errors as undiciErrors } from 'undici'
 import { LokiOptionError } from '../model/errors.js'
 import type { ResolvedOptions } from '../model/options.js'
-import { ProxyRefusedError } from './proxy.js'
+import { ProxyRefusedError } from './refused.js'
 
 /** A response body as the transport reads it: undici's body stream, or FetchPool's. */
 export interface ResponseBody extends AsyncIterable<Uint8Array> {
@@ -122,6 +121,19 @@ class Slots {
   }
 }
 
+/**
+ * undici's code for a request it refuses to send (a bad header or URL). The transport reads the
+ * code rather than undici's class, so it can tell without loading undici, and FetchPool's own
+ * refusal carries the same code.
+ */
+export const INVALID_REQUEST_CODE = 'UND_ERR_INVALID_ARG'
+
+/** fetch() refusing the request itself, as undici's Pool refuses it: a retry cannot fix it. */
+class RequestRejectedError extends TypeError {
+  override readonly name = 'RequestRejectedError'
+  readonly code = INVALID_REQUEST_CODE
+}
+
 /** The reason a request is refused or cancelled once the pool is closed or destroyed. */
 class PoolClosedError extends Error {
   override readonly name = 'PoolClosedError'
@@ -224,8 +236,8 @@ export class FetchPool implements HttpPool {
    * The error the transport classifies. Node's fetch() rejects every network failure as
    * `TypeError('fetch failed')` with the real error, and its code, as the cause; Bun's errors
    * carry their code themselves. A TypeError with neither is fetch() refusing the request itself
-   * (a header value): undici's InvalidArgumentError, as its Pool would throw, which a retry cannot
-   * fix. Bun's ERR_PROXY_TUNNEL, the proxy's answer to CONNECT, becomes the Pool path's
+   * (a header value): an error with undici's code for it, as its Pool would throw, which a retry
+   * cannot fix. Bun's ERR_PROXY_TUNNEL, the proxy's answer to CONNECT, becomes the Pool path's
    * ProxyRefusedError: 407 and 403 are final there too.
    */
   #failure(err: unknown): unknown {
@@ -238,7 +250,7 @@ export class FetchPool implements HttpPool {
     }
     if (!(err instanceof TypeError) || typeof code === 'string') return err
     if (err.cause !== undefined) return err.cause
-    return new undiciErrors.InvalidArgumentError(err.message)
+    return new RequestRejectedError(err.message)
   }
 
   /** Refuses new requests, waits for those in flight (each bounded by its deadline), then ends the idle connections. */
