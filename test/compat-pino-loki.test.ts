@@ -248,6 +248,10 @@ describe('options pino-loki takes and lokiwire reads its own way', () => {
     expect(o.headers).toEqual({ 'X-Scope-OrgID': 't1' })
     // pino-loki 2.x's `interval`, `batching: false`, and lokiwire's own options beside them.
     expect((translatePinoLokiOptions({ host: 'http://l', interval: 3 }) as { batch?: unknown }).batch).toEqual({ maxWaitMs: 3000 })
+    // An unset timeout is pino-loki's 30 s, not lokiwire's 10 s; lokiwire's own option wins.
+    expect(translatePinoLokiOptions({ host: 'http://l' }).requestTimeoutMs).toBe(30_000)
+    expect(translatePinoLokiOptions({ host: 'http://l', timeout: 2500 }).requestTimeoutMs).toBe(2500)
+    expect(translatePinoLokiOptions({ host: 'http://l', timeout: 2500, requestTimeoutMs: 700 }).requestTimeoutMs).toBe(700)
     expect((translatePinoLokiOptions({ host: 'http://l', batching: false }) as { batch?: unknown }).batch).toEqual({ maxWaitMs: 0 })
     const withSpool = translatePinoLokiOptions({ host: 'http://l', spool: { dir: '/tmp/x' }, retry: { maxAttempts: 3 } }) as unknown as Record<string, unknown>
     expect(withSpool.spool).toEqual({ dir: '/tmp/x' })

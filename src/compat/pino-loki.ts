@@ -121,6 +121,8 @@ const KNOWN_KEYS: readonly string[] = [...OWN_KEYS, ...PASSED_KEYS]
 const HOSTNAME = 'hostname'
 /** lokiwire's longest batch wait and request deadline. */
 const MAX_WAIT_MS = 60_000
+/** pino-loki 3.x's request deadline when `timeout` is not given (`AbortSignal.timeout(timeout ?? 3e4)`). */
+const PINO_LOKI_TIMEOUT_MS = 30_000
 const MAX_TIMEOUT_MS = 600_000
 
 function positive(name: string, v: unknown): number {
@@ -214,8 +216,9 @@ export function translatePinoLokiOptions(input: unknown): LokiPinoOptions {
     // pino-loki set Content-Type after the user's headers; lokiwire sets it (and Content-Encoding) per encoding.
     out.headers = Object.fromEntries(Object.entries(o.headers).filter(([k]) => !/^content-(type|encoding)$/i.test(k)))
   }
-  if (o.timeout !== undefined && out.requestTimeoutMs === undefined) {
-    out.requestTimeoutMs = Math.min(Math.max(1, Math.round(positive('timeout', o.timeout))), MAX_TIMEOUT_MS)
+  if (out.requestTimeoutMs === undefined) {
+    // pino-loki's own default deadline, so an unset `timeout` means what it meant there.
+    out.requestTimeoutMs = o.timeout === undefined ? PINO_LOKI_TIMEOUT_MS : Math.min(Math.max(1, Math.round(positive('timeout', o.timeout))), MAX_TIMEOUT_MS)
   }
   if (flag('silenceErrors', o.silenceErrors)) out.onFailure = 'silent'
   const wait = maxWaitMs(o.batching, o.interval)

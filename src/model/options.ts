@@ -23,9 +23,9 @@ export interface BatchOptions {
 export interface RetryOptions {
   /** HTTP attempts per batch, the first included. 1 disables retries. @default 10 */
   maxAttempts?: number
-  /** Base of the exponential backoff (full jitter: a random delay in [0, min(max, min * 2^n)]). @default 250 */
+  /** Base of the exponential backoff (full jitter: a random delay in [0, min(max, min * 2^(n-1))] before retry n). @default 250 */
   minDelayMs?: number
-  /** Cap of one backoff delay. @default 5000 */
+  /** Cap of one backoff delay. @default max(5000, minDelayMs) */
   maxDelayMs?: number
   /**
    * Time a batch may spend in attempts and backoff before it is dropped as `retries_exhausted`.
@@ -109,7 +109,7 @@ export interface LokiClientOptions {
   concurrency?: number
   /** Total deadline of one HTTP attempt, connect to last body byte. @default 10000 */
   requestTimeoutMs?: number
-  /** TCP/TLS connect timeout. @default 5000 */
+  /** TCP/TLS connect timeout. @default min(5000, requestTimeoutMs) */
   connectTimeoutMs?: number
   /** How long an idle pooled connection is kept. @default 4000 */
   keepAliveTimeoutMs?: number

@@ -46,7 +46,8 @@ export interface HttpPool {
 /**
  * Whether `PoolClass` is undici's own Pool rather than a stand-in: Bun's has only a `request()`
  * that returns undefined, no `dispatch()`, `close()`, `destroy()` or `stats`. Decided by what the
- * class has, not by a runtime's name or version, so a runtime that ships the real thing gets it.
+ * class has, so a runtime that ships the real thing gets it. (Bun is known without asking: the
+ * transport picks the fallback there at construction, before undici is loaded; see transport.ts.)
  */
 export function isUndiciPool(PoolClass: abstract new (...args: never[]) => unknown): boolean {
   const proto: unknown = PoolClass.prototype
