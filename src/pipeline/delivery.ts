@@ -181,15 +181,12 @@ export class Delivery {
       createBatch(head, entryCount(head), headBytes, parent),
       createBatch(tail, entryCount(tail), parent.bytes - headBytes, parent),
     ]
+    // The parent ends here: from now on only the halves can be evicted, timed out or destroyed,
+    // each through its own signal, as the queue tracks them in its place.
     const release = this.#o.settlement.split(parent, children)
-    const onParentAbort = () => {
-      for (const c of children) c.controller.abort(parent.controller.signal.reason)
-    }
-    parent.controller.signal.addEventListener('abort', onParentAbort, { once: true })
     try {
       for (const child of children) await this.run(child)
     } finally {
-      parent.controller.signal.removeEventListener('abort', onParentAbort)
       release()
     }
   }
