@@ -36,6 +36,8 @@ interface Pipeline {
   settlement: Settlement
   breaker: Breaker
   states: BreakerState[]
+  /** Called on each breaker state change, as a 'breaker' listener would be. */
+  onBreaker: ((s: BreakerState) => void) | undefined
   sent: SentEvent[]
   failed: FailedEvent[]
   retries: RetryEvent[]
@@ -52,7 +54,10 @@ function pipeline(options: Partial<LokiClientOptions> = {}, offloadAfterMs?: num
   const ledger = new Ledger(events)
   const transport = new Transport(opts)
   const states: BreakerState[] = []
-  const breaker = new Breaker(opts.breaker, (s) => states.push(s))
+  const breaker = new Breaker(opts.breaker, (s) => {
+    states.push(s)
+    out.onBreaker?.(s)
+  })
   const queue: BatchQueue = new BatchQueue(opts.concurrency, (b): Promise<void> => delivery.run(b))
   const settlement = new Settlement({ queue, ledger, replay: undefined })
   const delivery = new Delivery({
@@ -71,6 +76,7 @@ function pipeline(options: Partial<LokiClientOptions> = {}, offloadAfterMs?: num
     settlement,
     breaker,
     states,
+    onBreaker: undefined,
     sent: [],
     failed: [],
     retries: [],
@@ -110,7 +116,8 @@ describe('listeners on a batch\'s signal', () => {
     p.queue.enqueue(b)
     await p.queue.settled(b)
     expect(p.sent).toHaveLength(1)
-    expect(p.retries).toHaveLength(3)
+    expect(p.retries.map((r) => r.attempt)).toEqual([2, 3, 4])
+    expect(p.sent.map((e) => e.attempt)).toEqual([4])
     expect(abortListeners(b)).toBe(0)
   })
 
@@ -138,8 +145,12 @@ describe('a batch ended while it waits gives its slot up at once', () => {
     p = pipeline({ retry: LONG })
     srv.setFault({ type: 'status', status: 503, headers: { 'retry-after': '60' } })
     const b = p.batch(['a'])
+    p.queue.track(b)
     const running = p.delivery.run(b)
     await waitUntil(() => p!.retries.length === 1, 'the first retry scheduled')
+    // In backoff the batch is off the wire, so eviction may take it.
+    expect(p.queue.inFlightRequests).toBe(0)
+    expect([...p.queue.evictable()]).toEqual([b])
     // A batch in backoff does not keep the process alive (exit-time delivery is the client's job).
     await waitUntil(() => refTimers() === 0, 'no timer holding the process', 5000)
     p.settlement.undelivered(b, 'buffer_full')
@@ -178,6 +189,51 @@ describe('a batch ended while it waits gives its slot up at once', () => {
     p.settlement.undelivered(b, 'buffer_full')
     await waitUntil(() => ended, 'run() to end')
     expect(srv.requests).toHaveLength(1)
+  })
+})
+
+describe('attempts', () => {
+  it('260 (blocked) is a failed attempt that will not be retried', async () => {
+    p = pipeline({ retry: { minDelayMs: 1, maxDelayMs: 5 } })
+    srv.setFault({ type: 'status', status: 260 })
+    await p.delivery.run(p.batch(['a']))
+    expect(srv.requests).toHaveLength(1)
+    expect(p.failed.map((f) => [f.status, f.willRetry])).toEqual([[260, false]])
+    expect(p.drops.map((d) => d.reason)).toEqual(['blocked'])
+  })
+
+  it('a batch ended while its attempt comes back failed is neither reported failed nor retried', async () => {
+    // A 'breaker' listener runs while the failed attempt opens the breaker, before it returns.
+    p = pipeline({ breaker: { volumeThreshold: 1, resetTimeoutMs: 60_000 }, retry: { minDelayMs: 1, maxDelayMs: 5 } })
+    srv.setFault({ type: 'status', status: 500 })
+    const b = p.batch(['a'])
+    p.onBreaker = (s) => {
+      if (s === 'open') p!.settlement.undelivered(b, 'buffer_full')
+    }
+    await p.delivery.run(b)
+    expect(p.states).toEqual(['open'])
+    expect(p.drops.map((d) => d.reason)).toEqual(['buffer_full'])
+    expect(p.failed).toEqual([])
+    expect(p.retries).toEqual([])
+  })
+
+  it('an attempt the half-open breaker refuses (another batch has the probe) is not counted', async () => {
+    p = pipeline({ concurrency: 2, breaker: { volumeThreshold: 1, resetTimeoutMs: 200 }, retry: { minDelayMs: 1, maxDelayMs: 5 } })
+    // The 500 opens the breaker; the probe is held long enough for the other batch to be refused.
+    srv.queueFaults({ type: 'status', status: 500 }, { type: 'slowHeaders', delayMs: 300 })
+    const a = p.batch(['a'])
+    const b = p.batch(['b'])
+    // b starts waiting for the breaker before a does, so it is woken first at half-open; it
+    // still has to encode its body, and a, which has one, takes the probe meanwhile.
+    p.onBreaker = (s) => {
+      if (s === 'open') p!.queue.enqueue(b)
+    }
+    p.queue.enqueue(a)
+    await waitUntil(() => p!.states.includes('open'), 'the breaker open')
+    await Promise.all([a, b].map((x) => p!.queue.settled(x)))
+    expect(p.states).toEqual(['open', 'halfOpen', 'closed'])
+    expect(p.sent.map((e) => [e.batchId, e.attempt]).sort()).toEqual([[a.id, 2], [b.id, 1]].sort())
+    expect(p.failed).toHaveLength(1)
   })
 })
 
@@ -224,6 +280,18 @@ describe('the 413 split', () => {
     await Promise.all([first!, second!].map((c) => p!.queue.settled(c)))
     expect(p.queue.bytes).toBe(0)
     expect(srv.entries).toHaveLength(8)
+    // The 413 was a failed attempt the halves retry.
+    expect(p.failed.map((f) => [f.status, f.willRetry])).toEqual([[413, true]])
+  })
+
+  it('a single entry Loki finds too large is dropped as too_large, not split or retried', async () => {
+    p = pipeline()
+    srv.setFault({ type: 'status', status: 413, body: 'request entity too large' })
+    const b = p.batch(['alone'])
+    await p.delivery.run(b)
+    expect(srv.requests).toHaveLength(1)
+    expect(p.failed.map((f) => [f.status, f.willRetry])).toEqual([[413, false]])
+    expect(p.drops.map((d) => [d.reason, d.entries])).toEqual([['too_large', 1]])
   })
 })
 
@@ -235,7 +303,7 @@ describe('encode errors', () => {
     b.data = { ...b.data!, streams: [null as never] }
     await p.delivery.run(b)
     expect(p.drops).toHaveLength(1)
-    expect(p.drops[0]).toMatchObject({ reason: 'encode_error', entries: 2, error: { code: 'LOKI_ENCODE' } })
+    expect(p.drops[0]).toMatchObject({ reason: 'encode_error', entries: 2, error: { code: 'LOKI_ENCODE', message: expect.stringMatching(/encode/) } })
     expect(p.drops[0]!.error!.cause).toBeInstanceOf(Error)
     expect(srv.requests).toHaveLength(0)
   })
@@ -246,6 +314,8 @@ describe('encode errors', () => {
     p.queue.track(b)
     await p.delivery.run(b)
     expect(p.drops).toMatchObject([{ reason: 'encode_error', entries: 3, error: { code: 'LOKI_ENCODE' } }])
+    // The cause says what was wrong rather than where a property read failed.
+    expect((p.drops[0]!.error!.cause as Error).message).toMatch(/neither entries nor a body/)
     expect(p.queue.bytes).toBe(0)
   })
 })
