@@ -141,6 +141,26 @@ describe('batcher (fake timers: pure logic only)', () => {
     expect(entries).toHaveLength(10_002)
   })
 
+  it('a batch cut for size or cleared takes its timer along: the next batch gets its full max wait', () => {
+    b = new Batcher({ maxEntries: 2, maxBytes: 1e6, maxWaitMs: 500 }, (x) => batches.push(x))
+    const s = b.stream(stream)
+    add(b, s, 1)
+    vi.advanceTimersByTime(100)
+    add(b, s, 2) // cut for size, 400 ms before the timer of its first entry was due
+    expect(batches.map((x) => x.entries)).toEqual([2])
+    vi.advanceTimersByTime(100)
+    add(b, s, 3) // due at 700 ms
+    vi.advanceTimersByTime(499)
+    expect(batches).toHaveLength(1)
+    vi.advanceTimersByTime(1)
+    expect(batches.map((x) => x.entries)).toEqual([2, 1])
+    add(b, s, 4)
+    b.clear()
+    add(b, s, 5)
+    vi.advanceTimersByTime(500)
+    expect(batches.map((x) => x.entries)).toEqual([2, 1, 1])
+  })
+
   describe('forgetting idle streams', () => {
     const T = 100_000
     /** Every timestamp of `line` in the batches, as ms.offset. */
