@@ -1,3 +1,4 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
 import { EventEmitter, getEventListeners } from 'node:events'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { LokiClientOptions } from '../src/index.js'
@@ -200,6 +201,25 @@ describe('attempts', () => {
     expect(srv.requests).toHaveLength(1)
     expect(p.failed.map((f) => [f.status, f.willRetry])).toEqual([[260, false]])
     expect(p.drops.map((d) => d.reason)).toEqual(['blocked'])
+  })
+
+  it('a batch ended while its body is being encoded is never attempted', async () => {
+    p = pipeline({ encoding: 'json', gzip: true })
+    const starts: unknown[] = []
+    const onStart = (m: unknown) => starts.push(m)
+    diagnosticsChannel.subscribe('lokiwire:request:start', onStart)
+    try {
+      const b = p.batch(['a'])
+      const running = p.delivery.run(b)
+      // run() is now waiting for the asynchronous gzip of the JSON body.
+      p.settlement.undelivered(b, 'buffer_full')
+      await running
+      expect(starts).toEqual([])
+      expect(srv.requests).toHaveLength(0)
+      expect(p.drops.map((d) => d.reason)).toEqual(['buffer_full'])
+    } finally {
+      diagnosticsChannel.unsubscribe('lokiwire:request:start', onStart)
+    }
   })
 
   it('a batch ended while its attempt comes back failed is neither reported failed nor retried', async () => {
