@@ -452,4 +452,26 @@ describe('client with a spool', () => {
     assertIdentity(client)
     await client.destroy()
   })
+
+  it('a batch whose breaker recovers within breakerWaitMs is sent, not moved to disk', async () => {
+    srv.queueFaults({ type: 'status', status: 500 })
+    const client = new LokiClient({
+      url: srv.url,
+      labels: { app: 'spool' },
+      batch: { maxWaitMs: 5 },
+      retry: { minDelayMs: 1, maxDelayMs: 5 },
+      breaker: { volumeThreshold: 1, resetTimeoutMs: 100 },
+      spool: { dir, breakerWaitMs: 60_000 },
+    })
+    const states: string[] = []
+    client.on('breaker', (e) => states.push(e.state))
+    client.push({ line: 'once' })
+    const r = await client.flush({ timeoutMs: 20_000 })
+    expect(r.ok).toBe(true)
+    expect(states).toEqual(['open', 'halfOpen', 'closed'])
+    expect(client.stats().spool.written).toBe(0)
+    assertExactlyOnce(srv.entries, ['once'])
+    await client.close()
+    assertIdentity(client)
+  })
 })

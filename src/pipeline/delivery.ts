@@ -173,19 +173,20 @@ export class Delivery {
    * Whoever waits on the parent (flush) is released only when both halves have ended.
    */
   async #split(parent: Batch, data: EncodedBatch): Promise<void> {
-    // Each half is charged its share of the parent's buffer cost, by encoded size.
-    const children = halveBatch(data).map((half) =>
-      createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length), parent),
-    )
+    // The halves share the parent's buffer cost by encoded size, and together cost exactly what
+    // it did: each repeats the stream labels, so they are shared out of the halves' total size.
+    const [head, tail] = halveBatch(data)
+    const headBytes = Math.round((parent.bytes * head.request.length) / (head.request.length + tail.request.length))
+    const children = [
+      createBatch(head, entryCount(head), headBytes, parent),
+      createBatch(tail, entryCount(tail), parent.bytes - headBytes, parent),
+    ]
+    // The parent ends here: from now on only the halves can be evicted, timed out or destroyed,
+    // each through its own signal, as the queue tracks them in its place.
     const release = this.#o.settlement.split(parent, children)
-    const onParentAbort = () => {
-      for (const c of children) c.controller.abort(parent.controller.signal.reason)
-    }
-    parent.controller.signal.addEventListener('abort', onParentAbort, { once: true })
     try {
       for (const child of children) await this.run(child)
     } finally {
-      parent.controller.signal.removeEventListener('abort', onParentAbort)
       release()
     }
   }
