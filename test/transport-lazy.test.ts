@@ -103,3 +103,25 @@ it('a load still under way when the attempt\'s deadline passes ends that attempt
   expect(t.connections).toBe(0)
   expect(requests).toBe(0)
 })
+
+it('a client whose HTTP client cannot be loaded drops the batch as internal_error, not as a refusal by Loki', async () => {
+  vi.doMock('../src/transport/undici-pool.js', () => {
+    throw new Error('undici is missing')
+  })
+  vi.resetModules()
+  const { LokiClient } = await import('../src/index.js')
+  const url = await listen()
+  const c = new LokiClient({ url, labels: { app: 'lazy' }, retry: { maxAttempts: 3, minDelayMs: 1, maxDelayMs: 5 } })
+  const drops: Array<[string, string | undefined]> = []
+  c.on('drop', (e) => drops.push([e.reason, e.error?.code]))
+  try {
+    c.push({ line: 'nowhere to go' })
+    const r = await c.flush({ timeoutMs: 10_000 })
+    expect(r).toMatchObject({ ok: false, droppedEntries: 1 })
+    expect(drops).toEqual([['internal_error', ErrorCodes.INTERNAL]])
+    expect(c.stats().dropped).toMatchObject({ internal_error: 1, rejected: 0 })
+    expect(requests).toBe(0)
+  } finally {
+    await c.destroy()
+  }
+})

@@ -139,7 +139,9 @@ export class Delivery {
           return
         case 'failure':
           this.#failed(batch, attempt, durationMs, result, false)
-          this.#drop(batch, 'rejected', result.error)
+          // `rejected` says Loki (or its proxy, or its TLS set-up) refused the batch; a failure of
+          // lokiwire's own machinery (the HTTP client would not load, the breaker threw) is not that.
+          this.#drop(batch, result.error.code === ErrorCodes.INTERNAL ? 'internal_error' : 'rejected', result.error)
           return
         case 'aborted':
           // Only the batch's own signal aborts; whoever aborted it has counted it.
