@@ -8,6 +8,10 @@ const entry = {
   'testing/index': 'src/testing/index.ts',
   'pino/index': 'src/adapters/pino.ts',
   'winston/index': 'src/adapters/winston.ts',
+  'prometheus/index': 'src/metrics/prometheus.ts',
+  'opentelemetry/index': 'src/metrics/opentelemetry.ts',
+  'pino-loki/index': 'src/compat/pino-loki.ts',
+  'winston-loki/index': 'src/compat/winston-loki.ts',
 }
 
 const common: Options = {
@@ -50,7 +54,7 @@ export default defineConfig((cli) => {
       noExternal: ['p-queue', 'eventemitter3', 'p-timeout'],
       // import.meta.url for the CommonJS build (lokiwire/winston loads its optional peer with it).
       shims: true,
-      external: ['undici', 'opossum', 'snappy', 'pino', 'pino-abstract-transport', 'winston', 'winston-transport'],
+      external: ['undici', 'opossum', 'snappy', 'pino', 'pino-abstract-transport', 'winston', 'winston-transport', 'prom-client', /^@opentelemetry\//],
     },
     {
       ...common,

@@ -7,7 +7,8 @@
 //   npm run bench -- --smoke              ~20 s: every contender briefly; writes a temp file and
 //                                         exits non-zero if a lokiwire contender loses a line
 //
-// Other flags: --only id,id  --scenarios burst,sustained,stall,micro,profile  --runs N
+// Other flags: --only id,id  --scenarios coldstart,micro,burst,sustained,stall,profile
+//              --runs N (burst, sustained and stall; coldstart keeps its 7, see --set)
 //              --extras (adds lokiwire's in-process pino stream)  --no-pin  --out FILE  --list
 //              --set scenario.key=N (e.g. --set stall.stallMs=5000)
 //              --keep-profile FILE (the raw .cpuprofile of the profiled burst, for DevTools)
@@ -20,6 +21,7 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } 
 import os from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { COLDSTART_CASES, coldstartArgs, coldstartOrder, FIRST_SEND_LINES, FIRST_SEND_SCRIPT } from './lib/coldstart.mjs'
 import { CONTENDERS, FLOORS } from './lib/contenders.mjs'
 import { hotSpots } from './lib/profile.mjs'
 import { writeReport } from './lib/report.mjs'
@@ -33,7 +35,7 @@ const option = (name) => {
 }
 
 const smoke = flag('--smoke')
-const ALL_SCENARIOS = ['micro', 'burst', 'sustained', 'stall', 'profile']
+const ALL_SCENARIOS = ['coldstart', 'micro', 'burst', 'sustained', 'stall', 'profile']
 
 /**
  * Scenario parameters. Every scenario runs each contender three times (medians and spread), so
@@ -46,6 +48,7 @@ const PLAN = smoke
       stall: { rate: 1800, preMs: 400, stallMs: 1000, postMs: 400, runs: 1, timeoutMs: 30_000, only: ['lokiwire-client-protobuf', 'lokiwire-pino-worker'] },
       micro: { lines: 20_000, minMs: 100, amortisedRounds: 1 },
       profile: { lines: 20_000, chunk: 1000 },
+      coldstart: { runs: 3, timeoutMs: 60_000 },
     }
   : {
       burst: { lines: 200_000, chunk: 1000, runs: 3, timeoutMs: 120_000 },
@@ -53,6 +56,8 @@ const PLAN = smoke
       stall: { rate: 1800, preMs: 3000, stallMs: 20_000, postMs: 7000, runs: 3, timeoutMs: 120_000 },
       micro: { lines: 200_000, minMs: 2000, amortisedRounds: 5 },
       profile: { lines: 200_000, chunk: 1000 },
+      // Seven because one process start is noisy: the median of seven moves little.
+      coldstart: { runs: 7, timeoutMs: 60_000 },
     }
 if (option('--runs') !== undefined) {
   const runs = Number(option('--runs'))
@@ -76,6 +81,9 @@ function fail(message) {
 const withExtras = flag('--extras')
 if (flag('--list')) {
   for (const c of [...CONTENDERS, ...FLOORS]) console.log(`${c.id.padEnd(28)} ${c.label}${c.extra ? ' (with --extras)' : ''}${c.floor ? ' (reference, burst only)' : ''}`)
+  // Not contenders: --only does not select them; --scenarios coldstart runs them all.
+  for (const c of COLDSTART_CASES) console.log(`${`coldstart:${c.id}`.padEnd(28)} node -e ${c.code || '(the exit reporter alone)'}`)
+  console.log(`${'coldstart:first-send'.padEnd(28)} first batches after import('lokiwire')`)
   process.exit(0)
 }
 const onlyIds = option('--only')?.split(',').filter(Boolean)
@@ -232,7 +240,8 @@ async function runOnce(rx, contender, scenario, p, profileFile) {
   const exit = events.exit
   const status = timedOut ? 'timed out' : code !== 0 ? `exited ${code}` : !exit ? 'no report' : 'ok'
   const lines = logged?.lines ?? expected
-  const floorRate = contender.floor && start && closed ? (lines / (closed.at - start)) * 1000 : NaN
+  const floorMs = closed?.hr !== undefined && events.start?.hr !== undefined ? closed.hr - events.start.hr : closed ? closed.at - start : NaN
+  const floorRate = contender.floor && start && closed ? (lines / floorMs) * 1000 : NaN
   const r = {
     contender: contender.id,
     scenario,
@@ -282,17 +291,39 @@ async function runOnce(rx, contender, scenario, p, profileFile) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Micro benchmarks and profile
+// Micro benchmarks, cold start and profile
 
-async function runNode(args, cwd = BENCH_DIR) {
+/**
+ * One node process on the client cores. `wallMs` runs from spawn() to the 'exit' event; the
+ * result waits for 'close' as well, so every line the child wrote has been read.
+ */
+async function runNode(args, { cwd = BENCH_DIR, timeoutMs = 600_000 } = {}) {
   const [cmd, a] = pinned(pin?.client, [process.execPath, ...args])
+  const spawnedAt = performance.now()
   const child = spawn(cmd, a, { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   const out = []
   const err = []
   createInterface({ input: child.stdout }).on('line', (l) => l.startsWith('@@bench ') && out.push(JSON.parse(l.slice(8))))
-  createInterface({ input: child.stderr }).on('line', (l) => err.push(l))
-  const code = await new Promise((resolve) => child.once('exit', (c, sig) => resolve(sig ?? c)))
-  return { code, out, err }
+  createInterface({ input: child.stderr }).on('line', (l) => {
+    err.push(l)
+    if (err.length > 40) err.shift()
+  })
+  let timedOut = false
+  const killer = setTimeout(() => {
+    timedOut = true
+    child.kill('SIGKILL')
+  }, timeoutMs)
+  let wallMs = NaN
+  const code = await new Promise((resolve) => {
+    let exit
+    child.once('exit', (c, sig) => {
+      wallMs = performance.now() - spawnedAt
+      exit = sig ?? c
+    })
+    child.once('close', () => resolve(exit))
+  })
+  clearTimeout(killer)
+  return { code: timedOut ? 'timed out' : code, out, err, wallMs }
 }
 
 async function runMicro(rx) {
@@ -301,6 +332,54 @@ async function runMicro(rx) {
   if (res.code !== 0) return { error: scrubPaths(res.err.slice(-8).join('\n')), results: res.out }
   return { results: res.out }
 }
+
+/**
+ * Whole processes, interleaved: every round runs each import case and the first-send process
+ * once, in an order rotated per round. Lines go to the receiver only from the first-send process.
+ */
+async function runColdstart(rx) {
+  const p = PLAN.coldstart
+  const FIRST_SEND = { id: 'first-send', firstSend: true }
+  const cases = []
+  const firstSend = []
+  for (const { run, case: c } of coldstartOrder([...COLDSTART_CASES, FIRST_SEND], p.runs)) {
+    if (c.firstSend) {
+      await rx.call('reset', { expected: 2 * FIRST_SEND_LINES })
+      const res = await runNode([FIRST_SEND_SCRIPT, JSON.stringify({ url: rx.url, lines: FIRST_SEND_LINES })], { timeoutMs: p.timeoutMs })
+      await sleep(100)
+      const rs = await rx.call('stats')
+      const m = res.out.find((x) => x.event === 'first-send')
+      const exit = res.out.find((x) => x.event === 'exit')
+      const status = res.code !== 0 ? `exited ${res.code}` : !m || !exit ? 'no report' : !m.ok ? 'flush not ok' : 'ok'
+      const MB = 2 ** 20
+      firstSend.push({
+        run,
+        status,
+        lost: rs.lost,
+        wallMs: res.wallMs,
+        maxRssMB: exit ? exit.maxRssBytes / MB : NaN,
+        importMs: m?.importMs ?? NaN,
+        constructMs: m?.constructMs ?? NaN,
+        firstMs: m?.firstMs ?? NaN,
+        secondMs: m?.secondMs ?? NaN,
+        rssAfterImportMB: m ? m.rssAfterImport / MB : NaN,
+        firstRssGrowthMB: m ? (m.rssAfterFirst - m.rssAfterConstruct) / MB : NaN,
+        secondRssGrowthMB: m ? (m.rssAfterSecond - m.rssAfterFirst) / MB : NaN,
+        peakOverImportMB: m ? (m.peakRssAfterSettle - m.rssAfterImport) / MB : NaN,
+        stderrTail: status === 'ok' ? '' : scrubPaths(res.err.slice(-8).join(' | ')).slice(0, 600),
+      })
+      log(`coldstart ${run}/${p.runs} first send: ${status}, first batch ${num1(m?.firstMs)} ms, second ${num1(m?.secondMs)} ms, lost ${rs.lost}`)
+      continue
+    }
+    const res = await runNode(coldstartArgs(c), { timeoutMs: p.timeoutMs })
+    const m = res.out.find((x) => x.event === 'coldstart')
+    const status = res.code !== 0 ? `exited ${res.code}` : !m ? 'no report' : 'ok'
+    cases.push({ id: c.id, run, status, wallMs: res.wallMs, cpuMs: m ? m.cpuUs / 1000 : NaN, maxRssMB: m ? (m.maxRssKB * 1024) / 2 ** 20 : NaN, stderrTail: status === 'ok' ? '' : scrubPaths(res.err.slice(-8).join(' | ')).slice(0, 600) })
+    log(`coldstart ${run}/${p.runs} ${c.id}: ${status}, ${num1(res.wallMs)} ms, peak RSS ${num1(cases.at(-1).maxRssMB)} MB`)
+  }
+  return { cases, firstSend, runs: p.runs }
+}
+const num1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a')
 
 async function runProfile(rx) {
   const dir = mkdtempSync(join(os.tmpdir(), 'lokiwire-prof-'))
@@ -338,8 +417,14 @@ const rx = await startReceiver()
 const results = { burst: [], sustained: [], stall: [] }
 let micro
 let profile
+let coldstart
 let exitCode = 0
 try {
+  // First, while nothing the bench started has run yet.
+  if (scenarios.includes('coldstart')) {
+    log('cold start')
+    coldstart = await runColdstart(rx)
+  }
   if (scenarios.includes('micro')) {
     log('micro benchmarks')
     micro = await runMicro(rx)
@@ -382,6 +467,14 @@ for (const r of [...results.burst, ...results.sustained, ...results.stall]) {
   if (r.status !== 'ok') problems.push(`${r.contender} ${r.status} in ${r.scenario}`)
   if (r.unexpected > 0) problems.push(`${r.contender}: receiver saw ids it did not expect (${r.scenario})`)
 }
+for (const r of coldstart?.cases ?? []) {
+  const c = COLDSTART_CASES.find((x) => x.id === r.id)
+  if (r.status !== 'ok' && (c.family === 'lokiwire' || c.id === 'bare')) problems.push(`cold start ${r.id} ${r.status}${r.stderrTail ? `: ${r.stderrTail}` : ''}`)
+}
+for (const r of coldstart?.firstSend ?? []) {
+  if (r.status !== 'ok') problems.push(`first send ${r.status}${r.stderrTail ? `: ${r.stderrTail}` : ''}`)
+  else if (r.lost > 0) problems.push(`first send lost ${r.lost} lines`)
+}
 if (smoke) {
   for (const s of skipped) if (s.family === 'lokiwire') problems.push(`${s.id} was skipped: ${s.reason}`)
   if (micro?.error) problems.push('micro benchmarks failed')
@@ -401,6 +494,7 @@ writeReport(outFile, {
   results,
   micro,
   profile,
+  coldstart,
   durationS: (Date.now() - started) / 1000,
 })
 log(`results written to ${complete ? 'bench/RESULTS.md' : outFile}`)

@@ -10,7 +10,7 @@ export type {
 export type { BreakerEvent, DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent, SpoolEvent } from './model/events.js'
 export type { SpoolOptions } from './spool/spool.js'
 export type { BreakerState } from './pipeline/breaker.js'
-export type { DropReason, LogEntry } from './model/types.js'
+export type { DropReason, FailureClass, LogEntry } from './model/types.js'
 export {
   ErrorCodes,
   LokiAbortError,

@@ -289,6 +289,7 @@ describe('a bug inside the pipeline', () => {
       expect(cl.stats().dropped.internal_error).toBe(10)
       expect(drops.map((d) => [d.reason, d.entries, d.error?.code])).toEqual([['internal_error', 10, 'LOKI_INTERNAL']])
       expect((drops[0]!.error!.cause as Error).message).toBe('a bug (expected by the test)')
+      expect(drops[0]!.error!.message).toMatch(/delivering a batch/)
       assertIdentity(cl)
     } finally {
       spy.mockRestore()

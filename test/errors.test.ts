@@ -85,7 +85,7 @@ describe('errors', () => {
     // LOKI_BREAKER_OPEN and LOKI_CLOSED were listed and never produced: a batch waits for an open
     // breaker instead of failing, and push() after close() is reported as the 'closed' drop reason.
     expect(Object.values(src.ErrorCodes).sort()).toEqual(
-      ['LOKI_ABORTED', 'LOKI_DNS', 'LOKI_ENCODE', 'LOKI_HTTP_STATUS', 'LOKI_INTERNAL', 'LOKI_INVALID_ENTRY', 'LOKI_INVALID_OPTION', 'LOKI_INVALID_URL', 'LOKI_NETWORK', 'LOKI_REQUEST_TIMEOUT', 'LOKI_TLS'].sort(),
+      ['LOKI_ABORTED', 'LOKI_DNS', 'LOKI_ENCODE', 'LOKI_HTTP_STATUS', 'LOKI_INTERNAL', 'LOKI_INVALID_ENTRY', 'LOKI_INVALID_OPTION', 'LOKI_INVALID_URL', 'LOKI_NETWORK', 'LOKI_PROXY', 'LOKI_REQUEST_TIMEOUT', 'LOKI_TLS'].sort(),
     )
   })
 })

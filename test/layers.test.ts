@@ -6,7 +6,8 @@ import { expect, it } from 'vitest'
 // The layering the architecture promises, checked on the sources: what a user's import loads.
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** The published entry points, as tsup.config.ts lists them, minus lokiwire/testing itself. */
-const SHIPPED = ['src/index.ts', 'src/adapters/pino.ts', 'src/adapters/winston.ts']
+const SHIPPED = ['src/index.ts', 'src/adapters/pino.ts', 'src/adapters/winston.ts', 'src/compat/pino-loki.ts', 'src/metrics/prometheus.ts', 'src/metrics/opentelemetry.ts']
+SHIPPED.push('src/compat/winston-loki.ts')
 
 /** Every source file `entry` reaches through relative imports (static, dynamic and re-exports). */
 function reach(entry: string): Set<string> {
@@ -32,7 +33,12 @@ it.each(SHIPPED)('%s never loads the test receiver or its strict decoders (src/t
 
 // The same on the build the package publishes (`npm test` builds it first): every chunk a
 // shipped entry loads, for ESM and CJS, is free of the testing module's decoders.
-const BUILT = ['dist/index.js', 'dist/index.cjs', 'dist/pino/index.js', 'dist/pino/index.cjs', 'dist/winston/index.js', 'dist/winston/index.cjs']
+const BUILT = [
+  'dist/index.js', 'dist/index.cjs', 'dist/pino/index.js', 'dist/pino/index.cjs', 'dist/winston/index.js', 'dist/winston/index.cjs',
+  'dist/prometheus/index.js', 'dist/prometheus/index.cjs', 'dist/opentelemetry/index.js', 'dist/opentelemetry/index.cjs',
+  'dist/pino-loki/index.js', 'dist/pino-loki/index.cjs',
+]
+BUILT.push('dist/winston-loki/index.js', 'dist/winston-loki/index.cjs')
 
 function reachBuilt(entry: string): Map<string, string> {
   const seen = new Map<string, string>()
@@ -76,8 +82,8 @@ function offenders(pattern: RegExp, allowed: readonly string[]): string[] {
   )
 }
 
-it('nothing above the transport reads an HTTP status: SendResult carries the failure class', () => {
-  expect(offenders(/\bstatus(Code)?\s*(===|!==|==|!=|>=|<=|<|>)\s*\d/, ['src/transport/transport.ts'])).toEqual([])
+it('nothing above the transport (transport.ts, proxy.ts) reads an HTTP status: SendResult carries the failure class', () => {
+  expect(offenders(/\bstatus(Code)?\s*(===|!==|==|!=|>=|<=|<|>)\s*\d/, ['src/transport/transport.ts', 'src/transport/proxy.ts', 'src/transport/refused.ts'])).toEqual([])
 })
 
 it('error codes are named through ErrorCodes, never spelled as literals outside errors.ts', () => {
@@ -96,8 +102,10 @@ const LAYERS: ReadonlyArray<readonly string[]> = [
   ['encode'],
   ['model'],
 ]
-/** On top of the library, using only LokiClient and the model: the entry points and the loggers' side. */
-const ABOVE = new Set(['index.ts', 'adapters', 'records'])
+/** On top of the library, using only LokiClient and the model: the entry points, the loggers' side, the metrics. */
+const ABOVE = new Set(['index.ts', 'compat', 'adapters', 'records', 'metrics'])
+/** The loggers' side, top down: other loggers' options (compat) over the adapters over the one mapping. */
+const LOGGER_SIDE = ['compat', 'adapters', 'records']
 /** Type-only imports that point up today; they go away when their types move to the model. */
 const UPWARD_ALLOWED = new Set(['model/options -> encode/index', 'model/options -> spool/spool', 'model/events -> pipeline/breaker'])
 
@@ -112,6 +120,12 @@ it('imports point down the layers of ARCHITECTURE.md, never up, and every module
     const mine = level.get(folder)
     if (mine === undefined) {
       if (!ABOVE.has(folder) && !ABOVE.has(`${me}.ts`)) homeless.push(file)
+      const side = LOGGER_SIDE.indexOf(folder)
+      for (const m of side === -1 ? [] : src.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
+        const dep = relative(join(root, 'src'), join(root, dirname(file), m[1]!))
+        const theirs = LOGGER_SIDE.indexOf(dep.split('/')[0]!)
+        if (theirs !== -1 && theirs < side) up.push(`${me} -> ${dep}`)
+      }
       continue
     }
     for (const m of src.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)\.js['"]/g)) {
@@ -124,4 +138,22 @@ it('imports point down the layers of ARCHITECTURE.md, never up, and every module
   }
   expect(homeless).toEqual([])
   expect(up).toEqual([])
+})
+
+it('the metrics read the public surface only, and the core never reaches them or their peers', () => {
+  const metrics = librarySources().filter(([file]) => file.startsWith('src/metrics/'))
+  expect(metrics.length).toBeGreaterThanOrEqual(3)
+  const outside: string[] = []
+  for (const [file, src] of metrics) {
+    for (const m of src.matchAll(/from\s*['"](\.{1,2}\/[^'"]+)['"]/g)) if (m[1] !== '../index.js' && !m[1]!.startsWith('./')) outside.push(`${file} -> ${m[1]}`)
+  }
+  expect(outside).toEqual([])
+  for (const entry of ['src/index.ts', 'src/adapters/pino.ts', 'src/adapters/winston.ts']) {
+    const reached = [...reach(entry)]
+    expect(reached.filter((f) => f.startsWith('src/metrics/')), entry).toEqual([])
+    expect(reached.filter((f) => /from\s*['"](prom-client|@opentelemetry\/[^'"]+)['"]/.test(readFileSync(join(root, f), 'utf8'))), entry).toEqual([])
+  }
+  for (const entry of ['dist/index.js', 'dist/index.cjs']) {
+    for (const [file, src] of reachBuilt(entry)) expect(/['"](prom-client|@opentelemetry\/[^'"]+)['"]/.test(src), `${file} loads a metrics peer`).toBe(false)
+  }
 })

@@ -100,3 +100,108 @@ describe("pino's head fast path is the general mapping, faster", () => {
     }
   }
 })
+
+describe('mapping options: level names, line layout, metadata object, timestamp source', () => {
+  const RECORD = '{"level":40,"time":1700000000000,"hostname":"h","req":{"id":"r1","method":"GET"},"tags":["a",["b"]],"meta":{"trace":"t","n":3,"ok":false,"o":{"x":[1]},"nil":null},"msg":"m"}'
+  const map = (options: Record<string, unknown>, line = RECORD, source = PINO) => new RecordMapper(resolveMapping(options), source).mapLine(line)
+
+  it('levelMap renames a level by its number or its name; levelFallback names the rest, and a record without one', () => {
+    const options = { levelMap: { 40: 'warning', audit: 'notice' }, levelFallback: 'info' }
+    expect(map(options).labels).toEqual({ level: 'warning' })
+    expect(map(options, '{"level":35,"time":1700000000000}').labels).toEqual({ level: 'notice' })
+    expect(map(options, '{"level":50,"time":1700000000000}').labels).toEqual({ level: 'info' })
+    expect(map(options, '{"level":"40","time":1700000000000}').labels).toEqual({ level: 'warning' })
+    expect(map(options, '{"time":1700000000000}').labels).toEqual({ level: 'info' })
+    expect(map(options, 'plain text').labels).toEqual({ level: 'info' })
+    // Without a fallback, a level the map does not list keeps its name.
+    expect(map({ levelMap: { 40: 'warning' } }, '{"level":50,"time":1700000000000}').labels).toEqual({ level: 'error' })
+    expect(map({ levelMap: { 40: 'warning' } }, '{"level":"constructor"}').labels).toEqual({ level: 'constructor' })
+  })
+
+  it('the head fast path still gives the general mapping with levelMap and levelFallback', () => {
+    const mapper = new RecordMapper(resolveMapping({ levelMap: { 40: 'warning', 35: 'notice' }, levelFallback: 'info' }), PINO)
+    for (const line of corpus) expect(mapper.mapLine(line), line).toEqual(mapper.mapParsed(line))
+  })
+
+  it('lineWithout and arraysAsObjects write the record anew, without the fields, arrays as objects at any depth', () => {
+    const parsed = JSON.parse(RECORD) as Record<string, unknown>
+    const { hostname: _h, ...rest } = parsed
+    expect(map({ lineWithout: ['hostname'] }).line).toBe(JSON.stringify(rest))
+    expect(JSON.parse(map({ lineWithout: ['hostname', 'req.id'] }).line)).toEqual({ ...rest, req: { method: 'GET' } })
+    const line = JSON.parse(map({ arraysAsObjects: true }).line) as Record<string, unknown>
+    expect(line.tags).toEqual({ 0: 'a', 1: { 0: 'b' } })
+    expect(line.meta).toEqual({ ...(parsed.meta as object), o: { x: { 0: 1 } } })
+    // Neither touches the record a logger may share with its other transports.
+    const record = JSON.parse(RECORD) as Record<string, unknown>
+    new RecordMapper(resolveMapping({ lineWithout: ['hostname', 'req.id'], arraysAsObjects: true }), PINO).map(record)
+    expect(record).toEqual(parsed)
+  })
+
+  it("metadataObject sends an object's entries as metadata by metadataFrom's rule; the field stays in a 'record' line, leaves a 'rest' one", () => {
+    const e = map({ metadataObject: 'meta' })
+    expect(e.metadata).toEqual({ trace: 't', n: '3', ok: 'false', o: '{"x":[1]}' })
+    expect(e.line).toBe(RECORD)
+    expect(JSON.parse(map({ metadataObject: 'meta', line: 'rest' }).line)).not.toHaveProperty('meta')
+    expect(map({ metadataObject: 'req' }).metadata).toEqual({ id: 'r1', method: 'GET' })
+    expect(map({ metadataObject: 'msg' }).metadata).toBeUndefined()
+    expect(map({ metadataObject: 'tags' }).metadata).toBeUndefined()
+  })
+
+  it("timestamp 'received' leaves the entry unstamped, for the client to stamp as it takes it", () => {
+    expect(map({}).timestamp).toBe(1700000000000)
+    expect(map({ timestamp: 'received' })).not.toHaveProperty('timestamp')
+  })
+
+  it('a line function writes the line from the record and the level name; a throw or a non-string ships the record', () => {
+    const seen: unknown[] = []
+    const fn = (r: Readonly<Record<string, unknown>>, level: string | undefined) => {
+      seen.push(level)
+      return `${level} ${String(r.msg)}`
+    }
+    expect(map({ line: fn, levelMap: { 40: 'warning' } }).line).toBe('warning m')
+    expect(seen).toEqual(['warning'])
+    expect(map({ line: () => { throw new Error('formatter bug') } }).line).toBe(RECORD)
+    expect(map({ line: () => 42 }).line).toBe(RECORD)
+    expect(map({ line: () => 42, lineWithout: ['hostname'] }).line).not.toContain('hostname')
+    expect(map({ line: fn }, 'plain text').line).toBe('plain text')
+  })
+
+  it.each([
+    [{ levelMap: { 40: '' } }, 'levelMap.40'],
+    [{ levelMap: 'warning' }, 'levelMap'],
+    [{ levelFallback: 3 }, 'levelFallback'],
+    [{ lineWithout: 'hostname' }, 'lineWithout'],
+    [{ arraysAsObjects: 'yes' }, 'arraysAsObjects'],
+    [{ metadataObject: '' }, 'metadataObject'],
+    [{ timestamp: 'now' }, 'timestamp'],
+    [{ line: 'json' }, 'line'],
+  ])('a bad value is refused at construction, naming the option: %j', (options, option) => {
+    expect(() => resolveMapping(options)).toThrow(expect.objectContaining({ option }))
+  })
+})
+
+describe('LayoutRules: a source that stores entries as another library did', () => {
+  const WINSTON: RecordSource = { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() }
+  const record = { label: 'svc', labels: { module: 'db', level: 'audit' }, timestamp: '2026-01-02T03:04:05.678Z', message: 'hi', a: 1, nested: { b: 2 }, level: 'info' }
+
+  it("lifts aliases, the rest, then a labels field over everything; 'message-rest' lines; the level keeps its rule", () => {
+    const layout = { restOmits: ['label', 'labels', 'timestamp', 'message'], labelAliases: { label: 'job' }, restAsLabels: true, labelsField: 'labels', restAsMetadata: true, line: 'message-rest' } as const
+    const entry = new RecordMapper(resolveMapping({}), { ...WINSTON, layout }).map(record, undefined, 'warn')
+    // The rest's own `level` is no label; the labels field replaces even the level's.
+    expect(entry.labels).toEqual({ level: 'audit', job: 'svc', a: '1', module: 'db' })
+    expect(entry.metadata).toEqual({ a: '1', nested: '{"b":2}', level: 'info' })
+    expect(entry.line).toBe('hi {"a":1,"nested":{"b":2},"level":"info"}')
+    expect(entry.timestamp).toBe(1767323045678)
+  })
+
+  it("an empty rest leaves the space: 'message ' (what winston-loki writes)", () => {
+    const mapper = new RecordMapper(resolveMapping({}), { ...WINSTON, timeKeys: [], layout: { restOmits: ['message', 'level'], line: 'message-rest' } })
+    const entry = mapper.map({ message: 'alone', level: 'info', timestamp: 5 }, undefined, 'info')
+    expect(entry).toEqual({ line: 'alone {"timestamp":5}', labels: { level: 'info' } })
+    expect(mapper.map({ message: 'alone', level: 'info' }, undefined, 'info').line).toBe('alone ')
+  })
+
+  it('without a layout the record maps as before', () => {
+    expect(new RecordMapper(resolveMapping({}), WINSTON).map(record, 'as written', 'warn')).toEqual({ line: 'as written', labels: { level: 'warn' }, timestamp: 1767323045678 })
+  })
+})

@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, readFileSync } from 'node:fs'
+import { appendFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import type { SpoolEvent } from '../src/index.js'
 import { Spool, type SpoolRecord } from '../src/spool/spool.js'
@@ -44,11 +44,12 @@ describe('spool segments', () => {
     expect([r1.body.body.toString(), r1.entries, r1.body.contentType]).toEqual(['one', 1, 'application/json'])
     expect([[...r2.body.body], r2.entries, r2.body.contentType]).toEqual([[1, 2, 3], 7, 'application/x-protobuf'])
     r1.ack()
+    r1.ack() // idempotent: a second ack must not count for r2, still on its way
     expect(readdirSync(dir)).toHaveLength(1)
     r2.ack()
-    r2.ack() // idempotent
     expect(readdirSync(dir)).toHaveLength(0)
     expect(b.bytes).toBe(0)
+    expect(b.pending).toBe(false)
     expect(problems).toEqual([])
   })
 
@@ -126,7 +127,9 @@ describe('spool segments', () => {
     const problems: SpoolEvent[] = []
     const s = new Spool({ ...opts(), dir: join(file, 'sub') }, (p) => problems.push(p))
     expect(s.write(body('x'), 1)).toBe(false)
-    expect(problems[0]!.reason).toBe('read_failed')
+    expect(s.write(body('y'), 1)).toBe(false)
+    // Reported once, when the spool was set up; the batches it refuses keep their own drop reason.
+    expect(problems.map((p) => p.reason)).toEqual(['read_failed'])
   })
 
   it('a write that fails (directory removed) is reported, not thrown', () => {
@@ -135,6 +138,201 @@ describe('spool segments', () => {
     rmSync(dir, { recursive: true })
     expect(s.write(body('x'), 1)).toBe(false)
     expect(problems[0]!.reason).toBe('write_failed')
+  })
+})
+
+/** The bytes of one segment holding `texts`, one record of one entry each, as Spool writes it. */
+function segmentBytes(...texts: string[]): Buffer {
+  const scratch = mkdtempSync(join(tmpdir(), 'lokiwire-segment-'))
+  try {
+    const s = new Spool({ ...opts(), dir: scratch }, () => {})
+    for (const text of texts) s.write(body(text), 1)
+    s.close()
+    return readFileSync(join(scratch, readdirSync(scratch)[0]!))
+  } finally {
+    rmSync(scratch, { recursive: true, force: true })
+  }
+}
+
+/** Replays everything the spool holds, acknowledging each record: their payloads, in order. */
+function drain(s: Spool): string[] {
+  const out: string[] = []
+  for (let r = s.next(); r !== undefined; r = s.next()) {
+    out.push(r.body.body.toString())
+    r.ack()
+  }
+  return out
+}
+
+/** Descriptors this process holds open on files under `d` (Linux: /proc/self/fd). */
+function openFilesUnder(d: string): string[] {
+  const out: string[] = []
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(join('/proc/self/fd', fd))
+      if (target.startsWith(`${d}/`)) out.push(target)
+    } catch {
+      // The descriptor readdir itself used, closed by now.
+    }
+  }
+  return out
+}
+
+describe('spool directory', () => {
+  it('replays segments oldest first, by time, then pid, then sequence, not by name', () => {
+    // By name the order would be c, b, a, d: 1000 < 999 and 10 < 9 as text.
+    writeFileSync(join(dir, 'lokiwire-1700000000001-5-0.spool'), segmentBytes('d'))
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1000-0.spool'), segmentBytes('c'))
+    writeFileSync(join(dir, 'lokiwire-1700000000000-999-10.spool'), segmentBytes('b'))
+    writeFileSync(join(dir, 'lokiwire-1700000000000-999-9.spool'), segmentBytes('a'))
+    const problems: SpoolEvent[] = []
+    const s = new Spool(opts(), (p) => problems.push(p))
+    expect(drain(s)).toEqual(['a', 'b', 'c', 'd'])
+    expect(readdirSync(dir)).toEqual([])
+    expect(problems).toEqual([])
+  })
+
+  it('leaves files that only look like segments alone', () => {
+    const names = ['lokiwire-1700000000000-1-0.spool.bak', 'old-lokiwire-1700000000000-1-0.spool', 'lokiwire-170000000000-1-0.spool', 'notes.txt']
+    for (const name of names) writeFileSync(join(dir, name), segmentBytes('not mine'))
+    const s = new Spool(opts(), () => {})
+    expect(s.pending).toBe(false)
+    expect(s.bytes).toBe(0)
+    expect(s.next()).toBeUndefined()
+    expect(readdirSync(dir).sort()).toEqual([...names].sort())
+  })
+
+  it('counts segments an earlier process left toward maxBytes, and frees them as they are replayed', () => {
+    const one = segmentBytes('one-a', 'one-b')
+    const two = segmentBytes('two')
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), one)
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1-1.spool'), two)
+    const record = 20 + 'fives'.length
+    const problems: SpoolEvent[] = []
+    const s = new Spool({ ...opts(), maxBytes: one.length + two.length + record }, (p) => problems.push(p))
+    expect(s.bytes).toBe(one.length + two.length)
+    // Exactly up to maxBytes, and not a byte beyond.
+    expect(s.write(body('fives'), 1)).toBe(true)
+    expect(s.write(body('x'), 1)).toBe(false)
+    expect(problems.map((p) => p.reason)).toEqual(['full'])
+    const a = s.next()!
+    const b = s.next()!
+    a.ack()
+    b.ack()
+    expect(s.bytes).toBe(two.length + record)
+    expect(drain(s)).toEqual(['two', 'fives'])
+    expect(s.bytes).toBe(0)
+    expect(s.pending).toBe(false)
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it('fills a segment up to 8 MiB before it starts the next, and replays across them', () => {
+    const big = { ...opts(), maxBytes: 64 * 1024 * 1024 }
+    const a = new Spool(big, () => {})
+    // Nine records of exactly 1 MiB with their headers.
+    for (let i = 0; i < 9; i++) expect(a.write({ body: Buffer.alloc(1024 * 1024 - 20, 97 + i), contentType: 'application/json', contentEncoding: undefined }, 1)).toBe(true)
+    a.close()
+    const sizes = readdirSync(dir)
+      .sort((x, y) => Number(x.split('-')[3]!.split('.')[0]) - Number(y.split('-')[3]!.split('.')[0]))
+      .map((name) => statSync(join(dir, name)).size)
+    expect(sizes).toEqual([8 * 1024 * 1024, 1024 * 1024])
+    const b = new Spool(big, () => {})
+    expect(b.bytes).toBe(9 * 1024 * 1024)
+    expect(drain(b).map((text) => text[0])).toEqual([...'abcdefghi'])
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it.skipIf(process.platform !== 'linux')('holds no file open once closed or once its open segment is sealed for replay', () => {
+    const s = new Spool(opts(), () => {})
+    s.write(body('one'), 1)
+    expect(openFilesUnder(dir)).toHaveLength(1)
+    s.close()
+    s.close() // safe twice
+    expect(openFilesUnder(dir)).toEqual([])
+    const t = new Spool(opts(), () => {})
+    t.write(body('two'), 1)
+    expect(drain(t)).toEqual(['one', 'two'])
+    expect(openFilesUnder(dir)).toEqual([])
+    t.close()
+  })
+
+  it.each([
+    ['shorter than a header', Buffer.from([0x4c, 0x57, 0x53])],
+    ['of zeros', Buffer.alloc(64)],
+    ['of a record whose payload was cut short', segmentBytes('p'.repeat(100)).subarray(0, 90)],
+  ])('a segment ending in a partial record (%s) replays the records before it and is reported once', (_what, tail) => {
+    const name = 'lokiwire-1700000000000-1-0.spool'
+    writeFileSync(join(dir, name), Buffer.concat([segmentBytes('good-1', 'good-2'), tail]))
+    const problems: SpoolEvent[] = []
+    const s = new Spool(opts(), (p) => problems.push(p))
+    expect(drain(s)).toEqual(['good-1', 'good-2'])
+    expect(problems).toEqual([{ reason: 'truncated_segment', file: name }])
+    expect(readdirSync(dir)).toEqual([])
+    expect(s.bytes).toBe(0)
+  })
+
+  it('a segment with no readable record is deleted once read', () => {
+    const data = segmentBytes('only')
+    data[data.length - 1] = data[data.length - 1]! ^ 0xff
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+    const problems: SpoolEvent[] = []
+    const s = new Spool(opts(), (p) => problems.push(p))
+    expect(s.next()).toBeUndefined()
+    expect(problems.map((p) => p.reason)).toEqual(['corrupt_record'])
+    expect(readdirSync(dir)).toEqual([])
+    expect(s.bytes).toBe(0)
+  })
+
+  it('a segment that vanished before its turn is reported, and replay goes on with the next', () => {
+    const gone = 'lokiwire-1700000000000-1-0.spool'
+    writeFileSync(join(dir, gone), segmentBytes('lost'))
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1-1.spool'), segmentBytes('kept'))
+    const problems: SpoolEvent[] = []
+    const s = new Spool(opts(), (p) => problems.push(p))
+    rmSync(join(dir, gone))
+    expect(drain(s)).toEqual(['kept'])
+    expect(problems.map((p) => [p.reason, p.file])).toEqual([['read_failed', gone]])
+    expect(readdirSync(dir)).toEqual([])
+  })
+
+  it.skipIf(!existsSync('/dev/full'))('a disk that is full when a segment is opened: the write is reported with its file, nothing is offered for replay, and the empty segment is not left behind', () => {
+    const problems: SpoolEvent[] = []
+    const s = new Spool({ ...opts(), maxBytes: 64 * 1024 * 1024 }, (p) => problems.push(p))
+    // The name the spool's first segment will take leads to /dev/full, where every write fails
+    // with ENOSPC. The clock is held only for that name.
+    const name = `lokiwire-1700000000000-${process.pid}-0.spool`
+    symlinkSync('/dev/full', join(dir, name))
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_700_000_000_000)
+    try {
+      expect(s.write(body('lost'), 1)).toBe(false)
+    } finally {
+      now.mockRestore()
+    }
+    expect(problems).toMatchObject([{ reason: 'write_failed', file: name }])
+    expect(s.pending).toBe(false)
+    expect(s.next()).toBeUndefined()
+    // A record too big for the open segment moves on to a new one, a regular file.
+    expect(s.write({ body: Buffer.alloc(8 * 1024 * 1024, 120), contentType: 'application/json', contentEncoding: undefined }, 1)).toBe(true)
+    expect(readdirSync(dir)).toHaveLength(1)
+    expect(lstatSync(join(dir, readdirSync(dir)[0]!)).isFile()).toBe(true)
+    expect(s.next()!.body.body.length).toBe(8 * 1024 * 1024)
+    expect(problems).toHaveLength(1)
+    s.close()
+  })
+
+  it('a replayed segment that cannot be deleted is reported and still counted', () => {
+    const name = 'lokiwire-1700000000000-1-0.spool'
+    const data = segmentBytes('stuck')
+    writeFileSync(join(dir, name), data)
+    const problems: SpoolEvent[] = []
+    const s = new Spool(opts(), (p) => problems.push(p))
+    const r = s.next()!
+    // Something else took the segment's name: unlink refuses a directory.
+    rmSync(join(dir, name))
+    mkdirSync(join(dir, name))
+    r.ack()
+    expect(problems.map((p) => [p.reason, p.file])).toEqual([['delete_failed', name]])
+    expect(s.bytes).toBe(data.length)
   })
 })
 
@@ -253,5 +451,27 @@ describe('client with a spool', () => {
     expect(client.stats().buffered.entries).toBe(0)
     assertIdentity(client)
     await client.destroy()
+  })
+
+  it('a batch whose breaker recovers within breakerWaitMs is sent, not moved to disk', async () => {
+    srv.queueFaults({ type: 'status', status: 500 })
+    const client = new LokiClient({
+      url: srv.url,
+      labels: { app: 'spool' },
+      batch: { maxWaitMs: 5 },
+      retry: { minDelayMs: 1, maxDelayMs: 5 },
+      breaker: { volumeThreshold: 1, resetTimeoutMs: 100 },
+      spool: { dir, breakerWaitMs: 60_000 },
+    })
+    const states: string[] = []
+    client.on('breaker', (e) => states.push(e.state))
+    client.push({ line: 'once' })
+    const r = await client.flush({ timeoutMs: 20_000 })
+    expect(r.ok).toBe(true)
+    expect(states).toEqual(['open', 'halfOpen', 'closed'])
+    expect(client.stats().spool.written).toBe(0)
+    assertExactlyOnce(srv.entries, ['once'])
+    await client.close()
+    assertIdentity(client)
   })
 })

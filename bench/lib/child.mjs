@@ -65,7 +65,9 @@ if (cfg.profile) {
 
 const t0 = Date.now()
 const cpu0 = process.cpuUsage()
-emit({ event: 'start', t0, rss: process.memoryUsage.rss() })
+// `hr` is the monotonic clock in fractional ms: a floor's whole burst can take a few tens of
+// milliseconds, where Date.now()'s whole milliseconds would be a few per cent of error.
+emit({ event: 'start', t0, hr: performance.now(), rss: process.memoryUsage.rss() })
 if (cfg.scenario === 'stall') {
   // Just before the receiver stalls, and just before it recovers: the growth between them is
   // what the stall cost in memory.
@@ -78,6 +80,7 @@ emit({ event: 'logged', at: loggedAt, lines: logged.lines, loggingMs: logged.ms 
 
 await c.close()
 const closedAt = Date.now()
+const closedHr = performance.now()
 if (profiler) {
   const { profile } = await profiler.post('Profiler.stop')
   writeFileSync(cfg.profile, JSON.stringify(profile))
@@ -88,6 +91,7 @@ const stats = c.client?.stats()
 emit({
   event: 'closed',
   at: closedAt,
+  hr: closedHr,
   ...(stats ? { clientStats: { sent: stats.sent.entries, dropped: stats.dropped.total, retries: stats.retries } } : {}),
   ...(c.errors ? { libraryErrors: c.errors.length } : {}),
 })

@@ -207,9 +207,31 @@ function winstonLoki(url, json) {
   }
 }
 
-// Floors: the logger alone writing to /dev/null. No transport, whatever its design, can ship
-// faster or with less CPU than its logger costs on its own; they put the targets in proportion.
+// Floors: the logger alone writing to /dev/null, or for the client-direct contenders the app
+// alone. No transport, whatever its design, can ship faster or with less CPU than its logger
+// (or the app building its lines) costs on its own; they put the targets in proportion.
 export const FLOORS = [
+  {
+    id: 'floor-app-alone',
+    label: 'app alone (client-direct lines built, handed to a no-op)',
+    family: 'floor',
+    settings: "the client-direct contenders' line built for every record and handed to a function that only adds up the lines' lengths (so the lines cannot be optimised away); no library loaded; nothing to close",
+    floor: true,
+    async check() {},
+    async setup() {
+      // The sum is read at close, so V8 cannot prove the lines dead and skip building them.
+      let chars = 0
+      const sink = (line) => {
+        chars += line.length
+      }
+      return {
+        log: (i) => sink(directLine(i)),
+        async close() {
+          if (chars === 0) throw new Error('the app-alone floor built no line')
+        },
+      }
+    },
+  },
   {
     id: 'floor-pino-inprocess',
     label: 'pino → /dev/null (in-process, sonic-boom)',

@@ -28,7 +28,7 @@ import { isObject, keysOf } from '../model/validate.js'
 import { Reporter, type LokiAdapterEvents, type LokiBreakerNotice, type LokiDropSummary } from './report.js'
 import { RoomGate } from './room.js'
 
-export type { LevelPlacement, LineFormat, RecordMappingOptions } from '../records/mapping.js'
+export type { LevelPlacement, LineFormat, LineFunction, RecordMappingOptions, TimestampSource } from '../records/mapping.js'
 export type { LokiAdapterEvents, LokiBreakerNotice, LokiDropSummary } from './report.js'
 export type { CloseOptions, FlushResult, LokiClientStats } from '../client/client.js'
 export type { LokiClient } from '../client/client.js'
@@ -349,15 +349,17 @@ function printError(line: string): void {
  */
 class MisconfiguredDestination extends Writable {
   readonly #what: string
+  readonly #target: string
   #lines = 0
   #partial = false
 
-  constructor(err: unknown) {
+  constructor(err: unknown, target: string) {
     super({ decodeStrings: false, highWaterMark: 16 * 1024 * 1024 })
     const reason = err instanceof Error ? err.message : String(err)
     this.#what = err instanceof LokiOptionError ? `the invalid option "${err.option}"` : 'invalid options'
+    this.#target = target
     printError(
-      `lokiwire/pino: ${reason}. Fix it in the options of pino's transport { target: 'lokiwire/pino', options }; ` +
+      `${target}: ${reason}. Fix it in the options of pino's transport { target: '${target}', options }; ` +
         'until then every log line is discarded (the count is printed when the transport ends)',
     )
   }
@@ -380,7 +382,7 @@ class MisconfiguredDestination extends Writable {
     if (this.#partial) this.#lines++
     this.#partial = false
     const n = this.#lines
-    if (n > 0) printError(`lokiwire/pino: discarded ${n} log ${n === 1 ? 'line' : 'lines'} because of ${this.#what}`)
+    if (n > 0) printError(`${this.#target}: discarded ${n} log ${n === 1 ? 'line' : 'lines'} because of ${this.#what}`)
     cb()
   }
 
@@ -408,6 +410,28 @@ function threadStreamData(): ThreadStreamData | undefined {
  * `options` given to `transport: { target: 'lokiwire/pino', options }`.
  */
 export default async function lokiPinoTransport(options: LokiPinoOptions): Promise<Writable> {
+  const { destination, configured } = pinoWorkerDestination(options, 'lokiwire/pino')
+  await configured
+  return destination
+}
+
+/** True inside the worker thread of a pino transport. @internal */
+export function inPinoWorker(): boolean {
+  return threadStreamData() !== undefined
+}
+
+/**
+ * The destination a worker transport hands thread-stream, for `lokiwire/pino` and the targets
+ * built on it. `translate` turns the target's own options into these (a throw there is a bad
+ * option like any other); `target` names it in what is printed. `configured` settles once pino's
+ * level table has arrived, or has been waited for long enough: lines mapped before it name
+ * custom levels by number. Never throws. @internal
+ */
+export function pinoWorkerDestination(
+  options: unknown,
+  target: string,
+  translate: (own: Record<string, unknown>) => LokiPinoOptions = (own) => own as unknown as LokiPinoOptions,
+): { destination: Writable; configured: Promise<void> } {
   const ctx = threadStreamData()
   const port = ctx === undefined ? null : parentPort
   const given = (isObject(options) ? options : {}) as Record<string, unknown>
@@ -425,7 +449,7 @@ export default async function lokiPinoTransport(options: LokiPinoOptions): Promi
   let pipeline: PinoPipeline
   try {
     pipeline = new PinoPipeline(
-      own,
+      translate(own),
       { onDrop: (s) => post('lokiwire:drop', s), onBreaker: (n) => post('lokiwire:breaker', n) },
       // pino passes its customLevels in the options of a single target, or beside the targets.
       given.levels ?? ctx?.levels,
@@ -433,11 +457,12 @@ export default async function lokiPinoTransport(options: LokiPinoOptions): Promi
   } catch (err) {
     // Thrown here, the error would reach the main thread as an 'error' event on pino's transport
     // stream, which nobody listens to: the host would crash because of its logging.
-    return new MisconfiguredDestination(err)
+    return { destination: new MisconfiguredDestination(err, target), configured: Promise.resolve() }
   }
+  let configured = Promise.resolve()
   if (port !== null && port !== undefined) {
     let received: (() => void) | undefined
-    const configured = new Promise<void>((resolve) => (received = resolve))
+    const arrived = new Promise<void>((resolve) => (received = resolve))
     // Kept for the worker's life: a second pino() on the same transport sends its table again.
     port.on('message', (msg: unknown) => {
       if (!isObject(msg) || msg.code !== 'PINO_CONFIG') return
@@ -448,9 +473,10 @@ export default async function lokiPinoTransport(options: LokiPinoOptions): Promi
       // Lines may already be waiting; mapping them before the table arrives would name custom
       // levels by number.
       let timer: NodeJS.Timeout | undefined
-      await Promise.race([configured, new Promise<void>((resolve) => (timer = setTimeout(resolve, CONFIG_WAIT_MS)))])
-      clearTimeout(timer)
+      configured = Promise.race([arrived, new Promise<void>((resolve) => (timer = setTimeout(resolve, CONFIG_WAIT_MS)))]).then(() =>
+        clearTimeout(timer),
+      )
     }
   }
-  return new WorkerDestination(pipeline)
+  return { destination: new WorkerDestination(pipeline), configured }
 }

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module'
 import type TransportStreamType from 'winston-transport'
 import { LokiClient, type CloseOptions, type FlushResult } from '../client/client.js'
-import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, splitOptions, type RecordMappingOptions } from '../records/mapping.js'
+import { MAPPING_KEYS, RecordMapper, requireStream, resolveMapping, sourceRules, splitOptions, type RecordMappingOptions } from '../records/mapping.js'
 import type { LokiClientOptions } from '../model/options.js'
 import { keysOf } from '../model/validate.js'
 import { Reporter, type LokiAdapterEvents } from './report.js'
@@ -104,7 +104,7 @@ export class LokiTransport extends TransportStream {
     }
     super(transportOptions)
     // winston sets no level table: its levels are names. Its `timestamp` format writes `timestamp`.
-    this.#mapper = new RecordMapper(mapping, { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() })
+    this.#mapper = new RecordMapper(mapping, { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map(), ...sourceRules(options) })
     this.client = new LokiClient(client)
     this.#reporter = new Reporter(this.client, {
       stderr: mapping.onFailure === 'stderr',

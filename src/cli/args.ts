@@ -147,6 +147,7 @@ export const CONNECTION_FLAGS: readonly FlagSpec[] = [
   { name: 'ca', type: 'string', value: '<file>', help: 'PEM CA bundle to verify an https Loki (a private CA)' },
   { name: 'cert', type: 'string', value: '<file>', help: 'PEM client certificate for mutual TLS (with --key)' },
   { name: 'key', type: 'string', value: '<file>', help: 'PEM private key of --cert' },
+  { name: 'proxy', type: 'string', value: '<url|env>', help: 'Send through an HTTP(S) proxy; `env` honours HTTPS_PROXY, HTTP_PROXY\nand NO_PROXY. Default: connect directly' },
   { name: 'encoding', type: 'string', value: '<protobuf|json>', help: 'Wire format. Default: protobuf' },
   { name: 'timeout', type: 'string', value: '<ms>', help: 'Deadline of one HTTP attempt, connect to last byte. Default: 10000' },
   { name: 'concurrency', type: 'string', value: '<n>', help: 'Requests in flight at once, so at most this many connections.\nDefault: 2' },
@@ -224,6 +225,9 @@ export function connectionOptions(values: FlagValues, env: Env, opts: { requireU
   if (key !== undefined) tls.key = key
   if (Object.keys(tls).length > 0) out.tls = tls
 
+  const proxy = str(values, 'proxy')
+  if (proxy !== undefined) out.proxy = proxy
+
   const encoding = str(values, 'encoding')
   if (encoding !== undefined) {
     if (encoding !== 'protobuf' && encoding !== 'json') throw new CliUsageError(`--encoding: expected protobuf or json, got ${JSON.stringify(encoding)}`)
@@ -243,6 +247,7 @@ const FLAG_OF_OPTION: ReadonlyArray<readonly [string, string]> = [
   ['bearerToken', '--bearer-token'],
   ['headers', '--header'],
   ['tls', '--ca/--cert/--key'],
+  ['proxy', '--proxy'],
   ['encoding', '--encoding'],
   ['requestTimeoutMs', '--timeout'],
   ['connectTimeoutMs', '--timeout'],

@@ -95,7 +95,7 @@ export async function runPush(argv: readonly string[], io: CliIO): Promise<numbe
   if (values.progress === true && values.quiet === true) throw new CliUsageError('--progress and --quiet contradict each other')
 
   const maxBufferBytes = str(values, 'max-buffer') === undefined ? undefined : bytes(values, 'max-buffer', 0)
-  const closeTimeoutMs = int(values, 'close-timeout', DEFAULT_CLOSE_TIMEOUT_MS, 0, 3_600_000)
+  const closeTimeoutMs = int(values, 'close-timeout', DEFAULT_CLOSE_TIMEOUT_MS, 0, 600_000)
   const batch: NonNullable<LokiClientOptions['batch']> = {}
   if (str(values, 'batch-wait') !== undefined) batch.maxWaitMs = int(values, 'batch-wait', 1000)
   if (str(values, 'batch-size') !== undefined) batch.maxEntries = int(values, 'batch-size', 10_000, 1)

@@ -1,6 +1,4 @@
-import { gzip as gzipCb, gzipSync } from 'node:zlib'
-import { promisify } from 'node:util'
-import { compressSync } from 'snappy'
+import { codecsSync, loadCodecs, type Codecs } from './codecs.js'
 import { encodeJson } from './json.js'
 import type { EncodedBatch } from './request.js'
 
@@ -9,8 +7,6 @@ export { EntryBuffer } from './entries.js'
 export { batchOfBody } from './read.js'
 export { buildRequest, encodeStreams, entryCount, halveBatch } from './request.js'
 export type { EncodedBatch, StreamPart, StreamSpan } from './request.js'
-
-const gzip = promisify(gzipCb)
 
 export type Encoding = 'protobuf' | 'json'
 
@@ -30,28 +26,36 @@ export interface EncodeOptions {
 /**
  * Turns a batch into a push body. Protobuf is snappy-compressed in block format (what Loki
  * expects for application/x-protobuf); gzip for JSON runs on libuv's thread pool so a large
- * batch never blocks the event loop.
+ * batch never blocks the event loop. The first call loads the compressors (codecs.ts).
  */
 export async function encodeBody(batch: EncodedBatch, opts: EncodeOptions): Promise<EncodedBody> {
+  const codecs = await loadCodecs()
   if (opts.encoding === 'json' && opts.gzipLevel > 0) {
     const json = Buffer.from(encodeJson(batch))
-    return { body: await gzip(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
+    const body = await new Promise<Buffer>((resolve, reject) => {
+      codecs.zlib.gzip(json, { level: opts.gzipLevel }, (err, out) => (err === null ? resolve(out) : reject(err)))
+    })
+    return { body, contentType: 'application/json', contentEncoding: 'gzip' }
   }
-  return encodeBodySync(batch, opts)
+  return encode(batch, opts, codecs)
 }
 
 /** The same body, synchronously: for the spool at process exit, where no callback will run. */
 export function encodeBodySync(batch: EncodedBatch, opts: EncodeOptions): EncodedBody {
+  return encode(batch, opts, codecsSync())
+}
+
+function encode(batch: EncodedBatch, opts: EncodeOptions, { snappy, zlib }: Codecs): EncodedBody {
   if (opts.encoding === 'protobuf') {
     return {
       // copyOutputData: without it the binding hands back an external buffer whose setup costs
       // about five times the compression itself (measured: 0.38 ms vs 1.96 ms per 1.1 MB batch).
-      body: compressSync(batch.request, { copyOutputData: true }),
+      body: snappy.compressSync(batch.request, { copyOutputData: true }),
       contentType: 'application/x-protobuf',
       contentEncoding: undefined,
     }
   }
   const json = Buffer.from(encodeJson(batch))
-  if (opts.gzipLevel > 0) return { body: gzipSync(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
+  if (opts.gzipLevel > 0) return { body: zlib.gzipSync(json, { level: opts.gzipLevel }), contentType: 'application/json', contentEncoding: 'gzip' }
   return { body: json, contentType: 'application/json', contentEncoding: undefined }
 }

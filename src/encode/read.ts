@@ -1,5 +1,4 @@
-import { gunzipSync } from 'node:zlib'
-import { uncompressSync } from 'snappy'
+import { codecsSync } from './codecs.js'
 import { labelsOfSelector, selectorOf } from '../model/labels.js'
 import { readTimestamp, type TimestampParts } from '../model/timestamp.js'
 import type { PlainEntry, PlainStream } from '../model/types.js'
@@ -95,10 +94,10 @@ function batchOfJson(json: string): EncodedBatch | undefined {
 export function batchOfBody(body: EncodedBody): EncodedBatch | undefined {
   try {
     if (body.contentType === 'application/x-protobuf' && body.contentEncoding === undefined) {
-      return batchOfRequest(uncompressSync(body.body, { asBuffer: true }) as Buffer)
+      return batchOfRequest(codecsSync().snappy.uncompressSync(body.body, { asBuffer: true }) as Buffer)
     }
     if (body.contentType === 'application/json') {
-      if (body.contentEncoding === 'gzip') return batchOfJson(gunzipSync(body.body).toString('utf8'))
+      if (body.contentEncoding === 'gzip') return batchOfJson(codecsSync().zlib.gunzipSync(body.body).toString('utf8'))
       if (body.contentEncoding === undefined) return batchOfJson(body.body.toString('utf8'))
     }
     return undefined

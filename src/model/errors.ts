@@ -22,6 +22,7 @@ export const ErrorCodes = {
   NETWORK: 'LOKI_NETWORK',
   TLS: 'LOKI_TLS',
   DNS: 'LOKI_DNS',
+  PROXY: 'LOKI_PROXY',
   ABORTED: 'LOKI_ABORTED',
   ENCODE: 'LOKI_ENCODE',
   INTERNAL: 'LOKI_INTERNAL',
@@ -95,7 +96,7 @@ export class LokiTimeoutError extends LokiError {
 }
 
 /** Codes of the network family: which part of reaching Loki failed. */
-export type NetworkErrorCode = typeof ErrorCodes.NETWORK | typeof ErrorCodes.TLS | typeof ErrorCodes.DNS
+export type NetworkErrorCode = typeof ErrorCodes.NETWORK | typeof ErrorCodes.TLS | typeof ErrorCodes.DNS | typeof ErrorCodes.PROXY
 
 /**
  * The connection failed. `LOKI_TLS`: the TLS handshake refused the certificate or the protocol,

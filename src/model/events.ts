@@ -1,6 +1,6 @@
 import type { BreakerState } from '../pipeline/breaker.js'
 import type { LokiError } from './errors.js'
-import type { DropReason } from './types.js'
+import type { DropReason, FailureClass } from './types.js'
 
 /** A batch Loki accepted. */
 export interface SentEvent {
@@ -20,6 +20,10 @@ export interface FailedEvent {
   attempt: number
   /** HTTP status, or undefined for network errors and timeouts. */
   status: number | undefined
+  /** What went wrong, as the transport classed it: the key this attempt counts under in `stats().failedRequests`. */
+  failure: FailureClass
+  /** How long the attempt took, from its start to its answer or error. */
+  durationMs: number
   /** LokiHttpError (with Loki's message in `body`), LokiTimeoutError, LokiNetworkError… */
   error: LokiError
   /** True when the batch will be retried; false when this failure ended it. */

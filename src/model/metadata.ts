@@ -7,16 +7,17 @@
 export const MAX_METADATA_PAIRS = 128
 
 /** JSON that never throws: cycles become "[Circular]", bigints strings, what is left "[Unserializable]". */
-export function safeJson(value: unknown): string {
+export function safeJson(value: unknown, replacer?: (key: string, v: unknown) => unknown): string {
   try {
-    const s = JSON.stringify(value)
+    const s = JSON.stringify(value, replacer)
     if (s !== undefined) return s
   } catch {
     // Cycles and bigints: the slower replacer below copes with both.
   }
   try {
     const seen = new WeakSet<object>()
-    const s = JSON.stringify(value, (_key, v: unknown) => {
+    const s = JSON.stringify(value, (key, given: unknown) => {
+      const v = replacer === undefined ? given : replacer(key, given)
       if (typeof v === 'bigint') return v.toString()
       if (typeof v === 'object' && v !== null) {
         if (seen.has(v)) return '[Circular]'

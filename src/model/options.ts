@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls'
 import { LokiOptionError, ErrorCodes } from './errors.js'
+import { type ResolvedProxy, resolveProxy } from './proxy.js'
 import { labelProblem, MAX_LABELS, type InvalidLabelsPolicy } from './labels.js'
 import type { Encoding } from '../encode/index.js'
 import type { SpoolOptions } from '../spool/spool.js'
@@ -22,9 +23,9 @@ export interface BatchOptions {
 export interface RetryOptions {
   /** HTTP attempts per batch, the first included. 1 disables retries. @default 10 */
   maxAttempts?: number
-  /** Base of the exponential backoff (full jitter: a random delay in [0, min(max, min * 2^n)]). @default 250 */
+  /** Base of the exponential backoff (full jitter: a random delay in [0, min(max, min * 2^(n-1))] before retry n). @default 250 */
   minDelayMs?: number
-  /** Cap of one backoff delay. @default 5000 */
+  /** Cap of one backoff delay. @default max(5000, minDelayMs) */
   maxDelayMs?: number
   /**
    * Time a batch may spend in attempts and backoff before it is dropped as `retries_exhausted`.
@@ -79,6 +80,15 @@ export interface LokiClientOptions {
   headers?: Readonly<Record<string, string>>
   /** TLS options for https URLs. */
   tls?: TlsOptions
+  /**
+   * Send through an HTTP(S) proxy. A URL (`http://user:pass@proxy:3128`; credentials go to the
+   * proxy as `Proxy-Authorization` and are never printed), or `'env'` to honour `HTTPS_PROXY`,
+   * `HTTP_PROXY` and `NO_PROXY` (lower-case forms first, as curl and undici read them). Requests
+   * go through a CONNECT tunnel, one per pooled connection, so `concurrency` still bounds the
+   * connections. The proxy's own certificate (an https proxy) is checked against Node's default
+   * CAs; `tls` applies to Loki. @default false (connect directly, whatever the environment says)
+   */
+  proxy?: string | URL | 'env' | false
   /** Wire format. Protobuf keeps label values exact and is smaller. @default 'protobuf' */
   encoding?: Encoding
   /** gzip for JSON bodies: true (level 1), false, or a level 1-9. Ignored for protobuf. @default true */
@@ -99,7 +109,7 @@ export interface LokiClientOptions {
   concurrency?: number
   /** Total deadline of one HTTP attempt, connect to last body byte. @default 10000 */
   requestTimeoutMs?: number
-  /** TCP/TLS connect timeout. @default 5000 */
+  /** TCP/TLS connect timeout. @default min(5000, requestTimeoutMs) */
   connectTimeoutMs?: number
   /** How long an idle pooled connection is kept. @default 4000 */
   keepAliveTimeoutMs?: number
@@ -141,6 +151,8 @@ export interface ResolvedOptions {
   labels: Readonly<Record<string, string>>
   headers: Record<string, string>
   tls: TlsOptions | undefined
+  /** Undefined when Loki is reached directly. */
+  proxy: ResolvedProxy | undefined
   encoding: Encoding
   gzipLevel: number
   batch: Required<BatchOptions>
@@ -162,7 +174,7 @@ export interface ResolvedOptions {
 
 /** Every client option: the options readers take these out and leave the rest to the client. */
 export const CLIENT_KEYS = keysOf<LokiClientOptions>()({
-  url: true, labels: true, tenant: true, basicAuth: true, bearerToken: true, headers: true, tls: true, encoding: true,
+  url: true, labels: true, tenant: true, basicAuth: true, bearerToken: true, headers: true, tls: true, proxy: true, encoding: true,
   gzip: true, batch: true, maxBufferBytes: true, overflow: true, concurrency: true, requestTimeoutMs: true,
   connectTimeoutMs: true, keepAliveTimeoutMs: true, retry: true, breaker: true, maxLineBytes: true,
   oversizeLines: true, invalidLabels: true, closeTimeoutMs: true, flushOnExit: true, spool: true,
@@ -335,6 +347,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     labels: validateLabels(o.labels),
     headers,
     tls,
+    proxy: resolveProxy(o.proxy, url.origin),
     encoding,
     gzipLevel,
     batch,

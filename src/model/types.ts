@@ -78,6 +78,13 @@ export type DropReason =
   /** Any other unexpected error while delivering a batch (a bug; reported, never thrown). */
   | 'internal_error'
 
+/**
+ * Why an attempt failed, as `stats().failedRequests` counts it and the 'failed' event carries it.
+ * The transport decides it, so nothing above that layer reads an HTTP status or an error code to
+ * learn what went wrong. A 260 (an ingestion policy stored nothing) counts with `status4xx`.
+ */
+export type FailureClass = 'status4xx' | 'status429' | 'status5xx' | 'network' | 'timeout'
+
 export const DROP_REASONS: readonly DropReason[] = [
   'buffer_full',
   'closed',

@@ -24,6 +24,8 @@ export interface StreamBuffer {
   seen: Map<number, number> | undefined
   /** Kept across prunes: the default stream is referenced directly by the client. */
   pinned: boolean
+  /** The batcher's prune count when the stream last got an entry: it is idle if that is past. */
+  epoch: number
 }
 
 export interface CutBatch {
@@ -53,6 +55,8 @@ export class Batcher {
   #active: StreamBuffer[] = []
   #timer: NodeJS.Timeout | undefined
   #lastPrune = 0
+  /** Prunes so far: streams stamped with it got an entry since the last one. */
+  #epoch = 0
 
   constructor(limits: BatchLimits, onBatch: (batch: CutBatch) => void) {
     this.#limits = limits
@@ -63,7 +67,7 @@ export class Batcher {
   stream(resolved: ResolvedStream, pinned = false): StreamBuffer {
     let s = this.#streams.get(resolved.selector)
     if (s === undefined) {
-      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, pinned }
+      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, pinned, epoch: this.#epoch }
       this.#streams.set(resolved.selector, s)
     }
     return s
@@ -75,9 +79,12 @@ export class Batcher {
    * `cost` is what the entry counts against the buffer limit.
    */
   add(stream: StreamBuffer, ts: Readonly<TimestampParts>, line: string, lineBytes: number, meta: string[] | undefined, cost: number): void {
-    if (this.bytes + cost > this.#limits.maxBytes && this.entries > 0) this.cut()
+    if (this.bytes + cost > this.#limits.maxBytes) this.cut()
     const entries = stream.entries
-    if (entries.count === 0) this.#active.push(stream)
+    if (entries.count === 0) {
+      this.#active.push(stream)
+      stream.epoch = this.#epoch
+    }
     entries.append(ts.ms, ts.precise ? ts.ns : 0, line, lineBytes, meta)
     if (!ts.precise) {
       const ns = this.#distinguish(stream, ts.ms, entries.lineHash())
@@ -126,10 +133,8 @@ export class Batcher {
 
   /** Hands everything buffered on as one batch (no-op when empty). */
   cut(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer)
-      this.#timer = undefined
-    }
+    clearTimeout(this.#timer)
+    this.#timer = undefined
     if (this.entries === 0) return
     const parts: StreamPart[] = new Array(this.#active.length)
     for (let i = 0; i < this.#active.length; i++) {
@@ -148,7 +153,7 @@ export class Batcher {
 
   /** Stops the timer and discards what is buffered; returns what was discarded. */
   clear(): { entries: number; bytes: number } {
-    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    clearTimeout(this.#timer)
     this.#timer = undefined
     const dropped = { entries: this.entries, bytes: this.bytes }
     for (const s of this.#active) s.entries.reset()
@@ -159,15 +164,21 @@ export class Batcher {
   }
 
   /**
-   * Forgets idle streams so label churn cannot grow the map without bound. A stream idle for a
-   * second can no longer collide on a millisecond with new entries pushed "now".
+   * Forgets idle streams so label churn cannot grow the map without bound. Forgetting a stream
+   * forgets which lines its last millisecond holds, so only a stream that got no entry since the
+   * previous prune (a second or more ago) goes: its last timestamp says nothing about that, since
+   * entries may arrive long after they were logged (a lagging worker, a replay), and a stream
+   * forgotten between two such entries would give a repeated line the timestamp Loki collapses.
+   * One whose last millisecond is under a second old (a clock ahead of ours) is kept as well.
+   * Runs right after a cut, so no stream holds entries.
    */
   #prune(): void {
     const now = Date.now()
     if (now - this.#lastPrune < PRUNE_EVERY_MS) return
     this.#lastPrune = now
     for (const [key, s] of this.#streams) {
-      if (!s.pinned && s.entries.count === 0 && now - s.lastMs > PRUNE_EVERY_MS) this.#streams.delete(key)
+      if (!s.pinned && s.epoch !== this.#epoch && now - s.lastMs > PRUNE_EVERY_MS) this.#streams.delete(key)
     }
+    this.#epoch++
   }
 }

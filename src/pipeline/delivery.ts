@@ -63,9 +63,9 @@ export class Delivery {
     this.#o.settlement.undelivered(batch, reason, error)
   }
 
-  #failed(batch: Batch, attempt: number, result: Exclude<SendResult, { kind: 'success' | 'aborted' }>, willRetry: boolean): void {
-    const e = { batchId: batch.id, entries: batch.entries, attempt, status: result.status, error: result.error, willRetry }
-    this.#o.ledger.attemptFailed(e, result.failure)
+  #failed(batch: Batch, attempt: number, durationMs: number, result: Exclude<SendResult, { kind: 'success' | 'aborted' }>, willRetry: boolean): void {
+    const { status, failure, error } = result
+    this.#o.ledger.attemptFailed({ batchId: batch.id, entries: batch.entries, attempt, status, failure, durationMs, error, willRetry })
   }
 
   /**
@@ -134,18 +134,20 @@ export class Delivery {
           settlement.delivered(batch, { batchId: batch.id, entries: batch.entries, bytes: body.body.length, status: result.status, attempt, durationMs })
           return
         case 'blocked':
-          this.#failed(batch, attempt, result, false)
+          this.#failed(batch, attempt, durationMs, result, false)
           this.#drop(batch, 'blocked', result.error)
           return
         case 'failure':
-          this.#failed(batch, attempt, result, false)
-          this.#drop(batch, 'rejected', result.error)
+          this.#failed(batch, attempt, durationMs, result, false)
+          // `rejected` says Loki (or its proxy, or its TLS set-up) refused the batch; a failure of
+          // lokiwire's own machinery (the HTTP client would not load, the breaker threw) is not that.
+          this.#drop(batch, result.error.code === ErrorCodes.INTERNAL ? 'internal_error' : 'rejected', result.error)
           return
         case 'aborted':
           // Only the batch's own signal aborts; whoever aborted it has counted it.
           return
         case 'too_large':
-          this.#failed(batch, attempt, result, batch.entries > 1)
+          this.#failed(batch, attempt, durationMs, result, batch.entries > 1)
           {
             // A replayed batch has only its wire bytes: read its entries back to split it.
             const data = batch.entries <= 1 ? undefined : (batch.data ?? batchOfBody(body))
@@ -155,7 +157,7 @@ export class Delivery {
           return
         case 'retryable': {
           const decision = decideRetry(policy, attempt, batch.spentMs, result.retryAfterMs)
-          this.#failed(batch, attempt, result, decision.retry)
+          this.#failed(batch, attempt, durationMs, result, decision.retry)
           if (!decision.retry) {
             this.#drop(batch, 'retries_exhausted', result.error)
             return
@@ -173,19 +175,20 @@ export class Delivery {
    * Whoever waits on the parent (flush) is released only when both halves have ended.
    */
   async #split(parent: Batch, data: EncodedBatch): Promise<void> {
-    // Each half is charged its share of the parent's buffer cost, by encoded size.
-    const children = halveBatch(data).map((half) =>
-      createBatch(half, entryCount(half), Math.round((parent.bytes * half.request.length) / data.request.length), parent),
-    )
+    // The halves share the parent's buffer cost by encoded size, and together cost exactly what
+    // it did: each repeats the stream labels, so they are shared out of the halves' total size.
+    const [head, tail] = halveBatch(data)
+    const headBytes = Math.round((parent.bytes * head.request.length) / (head.request.length + tail.request.length))
+    const children = [
+      createBatch(head, entryCount(head), headBytes, parent),
+      createBatch(tail, entryCount(tail), parent.bytes - headBytes, parent),
+    ]
+    // The parent ends here: from now on only the halves can be evicted, timed out or destroyed,
+    // each through its own signal, as the queue tracks them in its place.
     const release = this.#o.settlement.split(parent, children)
-    const onParentAbort = () => {
-      for (const c of children) c.controller.abort(parent.controller.signal.reason)
-    }
-    parent.controller.signal.addEventListener('abort', onParentAbort, { once: true })
     try {
       for (const child of children) await this.run(child)
     } finally {
-      parent.controller.signal.removeEventListener('abort', onParentAbort)
       release()
     }
   }

@@ -1,8 +1,7 @@
 import type { EventEmitter } from 'node:events'
 import { LokiEntryError } from '../model/errors.js'
 import type { DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent } from '../model/events.js'
-import type { FailureClass } from '../transport/transport.js'
-import { DROP_REASONS, type DropReason } from '../model/types.js'
+import { DROP_REASONS, type DropReason, type FailureClass } from '../model/types.js'
 import { DropWarnings } from '../model/warnings.js'
 
 export type DropCounts = { total: number } & Record<DropReason, number>
@@ -45,9 +44,9 @@ export class Ledger {
   }
 
   /** One attempt that failed, under the class the transport gave it. */
-  attemptFailed(e: FailedEvent, failure: FailureClass): void {
+  attemptFailed(e: FailedEvent): void {
     this.failed.total++
-    this.failed[failure]++
+    this.failed[e.failure]++
     this.emit('failed', e)
   }
 

@@ -9,13 +9,23 @@ import { metadataValue, safeJson } from '../model/metadata.js'
 import type { LokiClientOptions } from '../model/options.js'
 import { readRecordTime } from '../model/timestamp.js'
 import type { LogEntry } from '../model/types.js'
-import { isObject, keysOf, oneOf } from '../model/validate.js'
+import { bool, describe, isObject, keysOf, oneOf } from '../model/validate.js'
 
 /** Where the record's level goes. */
 export type LevelPlacement = 'label' | 'metadata' | 'none'
 
-/** What becomes the Loki line. */
-export type LineFormat = 'record' | 'message' | 'rest'
+/** What becomes the Loki line: one of the layouts, or a function of the record and its level name. */
+export type LineFormat = 'record' | 'message' | 'rest' | LineFunction
+
+/**
+ * Writes the Loki line of one record, given the level name it is sent under (undefined when it
+ * has none). It must not modify the record. A throw, or a value that is not a string, ships the
+ * record as `'record'` would.
+ */
+export type LineFunction = (record: Readonly<Record<string, unknown>>, level: string | undefined) => string
+
+/** Where the entry's timestamp comes from. */
+export type TimestampSource = 'record' | 'received'
 
 /** Options shared by the pino and winston adapters, on top of the client's own. */
 export interface RecordMappingOptions {
@@ -48,10 +58,46 @@ export interface RecordMappingOptions {
   /**
    * The Loki line: `'record'` the whole record as the logger serialised it; `'message'` only the
    * message (the whole record when it has none); `'rest'` the record as JSON without the fields
-   * lifted into labels or metadata, the level included when `levelAs` is not `'none'`.
-   * @default 'record'
+   * lifted into labels or metadata, the level included when `levelAs` is not `'none'`; or a
+   * function writing the line (see LineFunction; in-process only: pino cannot pass a function
+   * to its worker). @default 'record'
    */
   line?: LineFormat
+  /**
+   * Fields left out of a `'record'` or `'rest'` line, e.g. `['hostname', 'pid']` (dotted paths as
+   * in `labelsFrom`). The line is then written anew from the parsed record, with JSON.stringify.
+   * @default []
+   */
+  lineWithout?: readonly string[]
+  /**
+   * Write arrays in a `'record'` or `'rest'` line as objects keyed by index: `["a","b"]` becomes
+   * `{"0":"a","1":"b"}`, which LogQL's `| json` can reach (it skips arrays). The line is then
+   * written anew from the parsed record. @default false
+   */
+  arraysAsObjects?: boolean
+  /**
+   * Level values sent in place of the level's name, keyed by the level as the record holds it
+   * (pino's number, winston's name) or by its name: `{ 40: 'warning', fatal: 'critical' }`.
+   * @default {}
+   */
+  levelMap?: Readonly<Record<string, string>>
+  /**
+   * The level sent for every level `levelMap` does not list, and for a record without one.
+   * @default undefined: such levels keep their name, and a record without one is `unknown`
+   */
+  levelFallback?: string
+  /**
+   * A record field holding an object whose entries are each sent as structured metadata, by the
+   * rule of `metadataFrom` (e.g. `'meta'` for `{ meta: { trace_id: 'abc' } }`). A dotted path
+   * reaches into nested objects. Like the fields of `metadataFrom`, it stays in a `'record'` line
+   * and leaves a `'rest'` one. @default undefined (none)
+   */
+  metadataObject?: string
+  /**
+   * The entry's timestamp: the record's own time, or the time the adapter received the record
+   * (for records whose time is not to be trusted). @default 'record'
+   */
+  timestamp?: TimestampSource
   /**
    * Where the adapter prints its own reports of lost entries (a summary a second at most) and of
    * the circuit breaker opening and closing: stderr, or nowhere. The same reports are events
@@ -64,20 +110,30 @@ export interface RecordMappingOptions {
   onFailure?: 'stderr' | 'silent'
 }
 
-export const MAPPING_KEYS = keysOf<RecordMappingOptions>()({ labelsFrom: true, metadataFrom: true, levelAs: true, line: true, onFailure: true })
+export const MAPPING_KEYS = keysOf<RecordMappingOptions>()({
+  labelsFrom: true, metadataFrom: true, levelAs: true, line: true, lineWithout: true, arraysAsObjects: true,
+  levelMap: true, levelFallback: true, metadataObject: true, timestamp: true, onFailure: true,
+})
 
 export interface ResolvedMapping {
   labelsFrom: readonly string[]
   metadataFrom: readonly string[]
   levelAs: LevelPlacement
   line: LineFormat
+  lineWithout: readonly string[]
+  arraysAsObjects: boolean
+  /** Undefined when no level is renamed and there is no fallback. */
+  levelMap: Readonly<Record<string, string>> | undefined
+  levelFallback: string | undefined
+  metadataObject: string | undefined
+  timestamp: TimestampSource
   onFailure: 'stderr' | 'silent'
 }
 
 /** The field holding a record's level, wherever it came from. */
 const LEVEL_KEY = 'level'
 
-function fieldList(name: string, v: unknown): readonly string[] {
+function fieldList(name: string, v: unknown, liftsLevel = true): readonly string[] {
   if (v === undefined) return []
   if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && f !== '')) {
     throw new LokiOptionError(name, 'expected an array of non-empty field names')
@@ -85,8 +141,15 @@ function fieldList(name: string, v: unknown): readonly string[] {
   const bad = (v as string[]).find((f) => f.split('.').includes(''))
   if (bad !== undefined) throw new LokiOptionError(name, `"${bad}" has an empty segment in its dotted path`)
   // The level has its own rule; lifting it here as well would send the raw value (pino's 30).
-  if (v.includes(LEVEL_KEY)) throw new LokiOptionError(name, `"${LEVEL_KEY}" is not lifted: the level has its own place (levelAs; the level label by default)`)
+  if (liftsLevel && v.includes(LEVEL_KEY)) {
+    throw new LokiOptionError(name, `"${LEVEL_KEY}" is not lifted: the level has its own place (levelAs; the level label by default)`)
+  }
   return [...new Set(v as string[])]
+}
+
+function levelValue(name: string, v: unknown): string {
+  if (typeof v !== 'string' || v === '') throw new LokiOptionError(name, `expected a non-empty string, got ${describe(v)}`)
+  return v
 }
 
 /**
@@ -116,9 +179,25 @@ export function resolveMapping(o: Record<string, unknown>): ResolvedMapping {
     labelsFrom,
     metadataFrom,
     levelAs: oneOf('levelAs', o.levelAs, 'label', ['label', 'metadata', 'none']),
-    line: oneOf('line', o.line, 'record', ['record', 'message', 'rest']),
+    line: typeof o.line === 'function' ? (o.line as LineFunction) : oneOf<'record' | 'message' | 'rest'>('line', o.line, 'record', ['record', 'message', 'rest']),
+    // The level is not in the line's way: leaving it out is the line's own business.
+    lineWithout: fieldList('lineWithout', o.lineWithout, false),
+    arraysAsObjects: bool('arraysAsObjects', o.arraysAsObjects, false),
+    ...levelRenames(o.levelMap, o.levelFallback),
+    metadataObject: o.metadataObject === undefined ? undefined : fieldList('metadataObject', [o.metadataObject])[0],
+    timestamp: oneOf('timestamp', o.timestamp, 'record', ['record', 'received']),
     onFailure: oneOf('onFailure', o.onFailure, 'stderr', ['stderr', 'silent']),
   }
+}
+
+function levelRenames(map: unknown, fallback: unknown): Pick<ResolvedMapping, 'levelMap' | 'levelFallback'> {
+  const levelFallback = fallback === undefined ? undefined : levelValue('levelFallback', fallback)
+  if (map === undefined) return { levelMap: levelFallback === undefined ? undefined : {}, levelFallback }
+  if (!isObject(map)) throw new LokiOptionError('levelMap', `expected an object of level -> name, got ${describe(map)}`)
+  // A null prototype: a level called "constructor" must not find Object's.
+  const levelMap: Record<string, string> = Object.create(null) as Record<string, string>
+  for (const [k, v] of Object.entries(map)) levelMap[k] = levelValue(`levelMap.${k}`, v)
+  return { levelMap, levelFallback }
 }
 
 /** An entry with no stream labels is refused by the client: make that a configuration error. */
@@ -176,6 +255,48 @@ export interface RecordSource {
   messageKey: string
   /** Level numbers -> names (see levelName()). */
   levels: ReadonlyMap<number, string>
+  /** Rules no public option spells, for a source that reproduces another library's entries. @default none */
+  readonly layout?: LayoutRules
+}
+
+/**
+ * Rules beyond the options, for a source that must store entries exactly as another library did
+ * (lokiwire/winston-loki reproduces winston-loki 6). They act on the record's *rest*: its
+ * own string-keyed fields, in the record's order, minus `restOmits`. Labels they make follow the
+ * level and `labelsFrom`, in the order listed here, each over the ones before it; their values
+ * follow the rule of `labelsFrom`, their metadata the rule of `metadataFrom`.
+ */
+export interface LayoutRules {
+  /** Fields that are not part of the rest, e.g. `['label', 'labels', 'timestamp', 'message']`. */
+  readonly restOmits: readonly string[]
+  /** Fields lifted into labels under another name: `{ label: 'job' }` (winston's `label` as `job`). */
+  readonly labelAliases?: Readonly<Record<string, string>>
+  /** Every rest field becomes a label, but `level`: the level keeps its own rule. */
+  readonly restAsLabels?: boolean
+  /** A field holding an object whose entries all become labels, over every other label, the level's included. */
+  readonly labelsField?: string
+  /** Every rest field becomes structured metadata. */
+  readonly restAsMetadata?: boolean
+  /**
+   * The line: `'message-rest'` is the message, a space, and the rest as JSON (nothing after the
+   * space when the rest is empty), whatever `line` says. @default the `line` option
+   */
+  readonly line?: 'message-rest'
+}
+
+/**
+ * How a module that stores entries as another library did (src/compat/) hands an adapter the
+ * parts of its RecordSource that differ: under a symbol key of the adapter's options, which no
+ * options reader sees (they read string keys) and no user sets by accident.
+ */
+export const SOURCE_RULES: unique symbol = Symbol('lokiwire.sourceRules')
+
+/** What SOURCE_RULES may replace in an adapter's RecordSource. */
+export type SourceRules = Partial<Pick<RecordSource, 'timeKeys' | 'layout'>>
+
+/** The rules an adapter's options carry under SOURCE_RULES, if any. */
+export function sourceRules(options: object): SourceRules | undefined {
+  return (options as { [SOURCE_RULES]?: SourceRules })[SOURCE_RULES]
 }
 
 /** A field to lift: its name as given, the path into nested objects, and the name it is sent as. */
@@ -233,19 +354,34 @@ export class RecordMapper {
   readonly #liftsFields: boolean
   readonly #labelFields: readonly Field[]
   readonly #metadataFields: readonly Field[]
+  readonly #metadataObject: Field | undefined
+  readonly #lineWithout: readonly Field[]
+  /** A 'record' line must be written anew rather than shipped as the logger wrote it. */
+  readonly #rewrite: boolean
   /** The head pino writes holds the time this source reads first. */
   readonly #headTime: boolean
   /** mapLine() may read the head alone: the entry needs nothing else from the record. */
   readonly #fast: boolean
+  readonly #layout: LayoutRules | undefined
+  readonly #restOmits: ReadonlySet<string>
 
   constructor(mapping: ResolvedMapping, source: RecordSource) {
     this.#o = mapping
     this.#source = { ...source }
-    this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0
+    const layout = source.layout
+    this.#layout = layout
+    this.#restOmits = new Set(layout?.restOmits)
+    const layoutLifts =
+      layout !== undefined &&
+      (Object.keys(layout.labelAliases ?? {}).length > 0 || layout.restAsLabels === true || layout.labelsField !== undefined || layout.restAsMetadata === true)
+    this.#liftsFields = mapping.labelsFrom.length > 0 || mapping.metadataFrom.length > 0 || mapping.metadataObject !== undefined || layoutLifts
     this.#labelFields = mapping.labelsFrom.map(compileField)
     this.#metadataFields = mapping.metadataFrom.map(compileField)
+    this.#metadataObject = mapping.metadataObject === undefined ? undefined : compileField(mapping.metadataObject)
+    this.#lineWithout = mapping.lineWithout.map(compileField)
+    this.#rewrite = mapping.lineWithout.length > 0 || mapping.arraysAsObjects
     this.#headTime = source.timeKeys[0] === 'time'
-    this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record'
+    this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record' && !this.#rewrite && mapping.timestamp === 'record' && layout?.line === undefined
   }
 
   get options(): ResolvedMapping {
@@ -261,9 +397,13 @@ export class RecordMapper {
     this.#source.messageKey = key
   }
 
-  /** The name a raw level value is sent under (see levelName()). */
+  /** The name a raw level value is sent under (see levelName()), after `levelMap` and `levelFallback`. */
   levelName(raw: unknown): string | undefined {
-    return levelName(raw, this.#source.levels)
+    const named = levelName(raw, this.#source.levels)
+    const map = this.#o.levelMap
+    if (map === undefined) return named
+    const given = typeof raw === 'number' || typeof raw === 'string' ? map[String(raw)] : undefined
+    return given ?? (named === undefined ? undefined : map[named]) ?? this.#o.levelFallback ?? named
   }
 
   /**
@@ -323,7 +463,7 @@ export class RecordMapper {
   #entry(record: Record<string, unknown> | undefined, named: string | undefined, time: unknown, serialized: string | undefined): LogEntry {
     const o = this.#o
     // Loki's own name for a line without a level; it also keeps the stream label set non-empty.
-    const level = named ?? (o.levelAs === 'label' ? 'unknown' : undefined)
+    const level = named ?? o.levelFallback ?? (o.levelAs === 'label' ? 'unknown' : undefined)
     let labels: Record<string, string> | undefined
     let metadata: Record<string, string> | undefined
     // Fields that did go into labels or metadata: the only ones a 'rest' line leaves out.
@@ -345,6 +485,14 @@ export class RecordMapper {
         ;(labels ??= {})[f.name] = v
         ;(lifted ??= []).push(f)
       }
+      const object = this.#metadataObject === undefined ? undefined : fieldValue(record, this.#metadataObject)
+      if (isObject(object) && !Array.isArray(object)) {
+        for (const [name, raw] of Object.entries(object)) {
+          const v = metadataValue(raw)
+          if (v !== undefined) (metadata ??= {})[name] = v
+        }
+        ;(lifted ??= []).push(this.#metadataObject!)
+      }
       for (const f of this.#metadataFields) {
         // The client's own rule, so push() and the adapters store a field the same way.
         const v = metadataValue(fieldValue(record, f))
@@ -352,26 +500,91 @@ export class RecordMapper {
         ;(metadata ??= {})[f.name] = v
         ;(lifted ??= []).push(f)
       }
+      if (this.#layout !== undefined) {
+        const made = this.#fromLayout(record, this.#layout, labels, metadata)
+        labels = made.labels
+        metadata = made.metadata
+      }
     }
 
     let line: string
     if (record === undefined) {
       line = serialized ?? ''
+    } else if (this.#layout?.line === 'message-rest') {
+      line = this.#messageRest(record)
     } else if (o.line === 'record') {
-      line = serialized ?? safeJson(record)
+      line = this.#rewrite ? this.#json(this.#without(record, this.#lineWithout)) : (serialized ?? safeJson(record))
     } else if (o.line === 'message') {
       const msg = record[this.#source.messageKey]
       line = typeof msg === 'string' ? msg : (serialized ?? safeJson(record))
-    } else {
+    } else if (o.line === 'rest') {
       line = this.#rest(record, lifted ?? [])
+    } else {
+      line = this.#written(o.line, record, level, serialized)
     }
 
     const entry: LogEntry = { line }
     if (labels !== undefined) entry.labels = labels
     if (metadata !== undefined) entry.metadata = metadata
-    const ts = time === undefined ? undefined : readRecordTime(time)
+    // 'received': no timestamp, so the client stamps the entry as it takes it, now.
+    const ts = time === undefined || o.timestamp === 'received' ? undefined : readRecordTime(time)
     if (ts !== undefined) entry.timestamp = ts
     return entry
+  }
+
+  /** The record's own string-keyed fields, in its order, minus the layout's omitted ones. */
+  #layoutRest(record: Record<string, unknown>): Record<string, unknown> {
+    const rest: Record<string, unknown> = {}
+    for (const key of Object.keys(record)) if (!this.#restOmits.has(key)) rest[key] = record[key]
+    return rest
+  }
+
+  #fromLayout(
+    record: Record<string, unknown>,
+    layout: LayoutRules,
+    labels: Record<string, string> | undefined,
+    metadata: Record<string, string> | undefined,
+  ): { labels: Record<string, string> | undefined; metadata: Record<string, string> | undefined } {
+    for (const [field, name] of Object.entries(layout.labelAliases ?? {})) {
+      const v = labelValue(record[field])
+      if (v !== undefined) (labels ??= {})[name] = v
+    }
+    if (layout.restAsLabels === true || layout.restAsMetadata === true) {
+      for (const [key, raw] of Object.entries(this.#layoutRest(record))) {
+        if (layout.restAsLabels === true && key !== LEVEL_KEY) {
+          const v = labelValue(raw)
+          if (v !== undefined) (labels ??= {})[key] = v
+        }
+        if (layout.restAsMetadata === true) {
+          const v = metadataValue(raw)
+          if (v !== undefined) (metadata ??= {})[key] = v
+        }
+      }
+    }
+    if (layout.labelsField !== undefined) {
+      const own = record[layout.labelsField]
+      if (isObject(own)) {
+        for (const [name, raw] of Object.entries(own)) {
+          const v = labelValue(raw)
+          if (v !== undefined) (labels ??= {})[name] = v
+        }
+      }
+    }
+    return { labels, metadata }
+  }
+
+  /** winston-loki's line: `${message} ${JSON of the rest}`, the space kept when the rest is empty. */
+  #messageRest(record: Record<string, unknown>): string {
+    const rest = this.#layoutRest(record)
+    const message = record[this.#source.messageKey]
+    let text: string
+    try {
+      text = String(message)
+    } catch {
+      // A symbol, or an object whose toString throws: still a line, never an exception in log().
+      text = safeJson(message)
+    }
+    return `${text} ${Object.keys(rest).length > 0 ? safeJson(rest) : ''}`
   }
 
   #labelsForLevel(level: string): Readonly<Record<string, string>> {
@@ -386,18 +599,49 @@ export class RecordMapper {
 
   /** The record without its level and the lifted fields; what could not be lifted stays, so nothing is lost. */
   #rest(record: Record<string, unknown>, lifted: readonly Field[]): string {
-    let rest: Record<string, unknown> = {}
+    const rest: Record<string, unknown> = {}
     for (const key of Object.keys(record)) {
       if (key === LEVEL_KEY && this.#o.levelAs !== 'none') continue
       rest[key] = record[key]
     }
-    for (const f of lifted) {
-      // The same choice fieldValue() made: a literal key first, then the path.
-      if (f.path === undefined || Object.hasOwn(record, f.spec)) delete rest[f.spec]
-      else rest = withoutPath(rest, f.path, 0)
-    }
-    return safeJson(rest)
+    return this.#json(this.#without(this.#without(rest, lifted), this.#lineWithout))
   }
+
+  /** `record` without `fields`, copying only what changes (the record is shared, see map()). */
+  #without(record: Record<string, unknown>, fields: readonly Field[]): Record<string, unknown> {
+    let out = record
+    for (const f of fields) {
+      // The same choice fieldValue() made: a literal key first, then the path.
+      if (f.path === undefined || Object.hasOwn(out, f.spec)) {
+        if (!Object.hasOwn(out, f.spec)) continue
+        if (out === record) out = { ...record }
+        delete out[f.spec]
+      } else {
+        out = withoutPath(out, f.path, 0)
+      }
+    }
+    return out
+  }
+
+  #json(value: unknown): string {
+    return this.#o.arraysAsObjects ? safeJson(value, arraysAsObjects) : safeJson(value)
+  }
+
+  /** A line function's line; the record as a 'record' line when it throws or returns no string. */
+  #written(fn: LineFunction, record: Record<string, unknown>, level: string | undefined, serialized: string | undefined): string {
+    try {
+      const line: unknown = fn(record, level)
+      if (typeof line === 'string') return line
+    } catch {
+      // Logging must not fail for a formatter's bug; the record itself is the line.
+    }
+    return this.#rewrite ? this.#json(this.#without(record, this.#lineWithout)) : (serialized ?? safeJson(record))
+  }
+}
+
+/** JSON.stringify replacer: `["a","b"]` is written `{"0":"a","1":"b"}`, at any depth. */
+function arraysAsObjects(_key: string, v: unknown): unknown {
+  return Array.isArray(v) ? Object.fromEntries(v.map((item: unknown, i) => [i, item])) : v
 }
 
 /** JSON allows blanks before a value; JSON.parse is only tried on what starts as an object. */

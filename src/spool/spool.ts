@@ -1,6 +1,7 @@
 import {
   closeSync,
   fsyncSync,
+  ftruncateSync,
   mkdirSync,
   openSync,
   readdirSync,
@@ -10,7 +11,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
+import { zlibSync } from '../encode/codecs.js'
 import type { EncodedBody } from '../encode/index.js'
 import type { SpoolEvent } from '../model/events.js'
 
@@ -26,6 +27,11 @@ import type { SpoolEvent } from '../model/events.js'
  * The payload is the request body exactly as it goes on the wire, so a replay re-sends the
  * same bytes and timestamps and Loki deduplicates anything that was in fact delivered.
  */
+
+/** node:zlib's CRC-32, loaded with the first spool rather than with the client (codecs.ts). */
+function crc32(data: Uint8Array, value?: number): number {
+  return zlibSync().crc32(data, value)
+}
 
 const MAGIC = 0x3153574c // "LWS1" little-endian
 const HEADER = 20
@@ -56,7 +62,6 @@ export type SpoolProblem = SpoolEvent
 interface ReadSegment {
   name: string
   outstanding: number
-  done: boolean
 }
 
 export class Spool {
@@ -83,8 +88,8 @@ export class Spool {
     this.#onProblem = onProblem
     try {
       mkdirSync(this.dir, { recursive: true })
-      for (const name of readdirSync(this.dir).sort(bySegmentOrder)) {
-        if (!NAME_RE.test(name)) continue // not ours: leave it alone
+      // Files that are not ours are left alone.
+      for (const name of readdirSync(this.dir).filter((n) => NAME_RE.test(n)).sort(bySegmentOrder)) {
         this.#sealed.push(name)
         this.bytes += statSync(join(this.dir, name)).size
       }
@@ -121,7 +126,14 @@ export class Spool {
     try {
       if (this.#fd === undefined || this.#writeBytes + size > SEGMENT_MAX_BYTES) this.#rotate()
       // One buffer, one write: a crash leaves at most one truncated record at the tail.
-      writeSync(this.#fd!, Buffer.concat([header, body.body]))
+      const written = writeSync(this.#fd!, Buffer.concat([header, body.body]))
+      if (written < size) {
+        // A full disk or a file size limit ends a write short, without an error. Cut off the
+        // partial record: the batch is not on disk, and records appended after it would be
+        // unreadable at replay.
+        ftruncateSync(this.#fd!, this.#writeBytes)
+        throw new Error(`short write: ${written} of ${size} bytes`)
+      }
       this.#writeBytes += size
       this.bytes += size
       return true
@@ -177,8 +189,10 @@ export class Spool {
   #seal(): void {
     if (this.#fd === undefined) return
     this.close()
-    if (this.#writeBytes > 0 && this.#writeName !== undefined) this.#sealed.push(this.#writeName)
-    else if (this.#writeName !== undefined) this.#unlink(this.#writeName)
+    // An open segment always has its name. It holds nothing when its first write failed.
+    const name = this.#writeName!
+    if (this.#writeBytes > 0) this.#sealed.push(name)
+    else this.#unlink(name)
     this.#writeName = undefined
     this.#writeBytes = 0
   }
@@ -194,7 +208,7 @@ export class Spool {
     }
     // The acks below outlive this call; they must not hold on to the whole file through `data`.
     const size = data.length
-    const seg: ReadSegment = { name, outstanding: 0, done: false }
+    const seg: ReadSegment = { name, outstanding: 0 }
     const records: SpoolRecord[] = []
     let pos = 0
     while (pos < data.length) {
@@ -227,13 +241,13 @@ export class Spool {
           ack: () => {
             if (acked) return
             acked = true
-            if (--seg.outstanding === 0 && seg.done) this.#finishSegment(seg, size)
+            if (--seg.outstanding === 0) this.#finishSegment(seg, size)
           },
         })
       }
       pos += HEADER + len
     }
-    seg.done = true
+    // The acks above can run only once these records are handed out, after the whole file was read.
     this.#ready.push(...records)
     if (seg.outstanding === 0) this.#finishSegment(seg, size)
   }
@@ -256,8 +270,8 @@ export class Spool {
 
 /** Oldest first: by creation time, then pid and sequence, so replay keeps the original order. */
 function bySegmentOrder(a: string, b: string): number {
-  const ma = NAME_RE.exec(a)
-  const mb = NAME_RE.exec(b)
-  if (!ma || !mb) return a < b ? -1 : a > b ? 1 : 0
+  // Only names NAME_RE matched are sorted.
+  const ma = NAME_RE.exec(a)!
+  const mb = NAME_RE.exec(b)!
   return Number(ma[1]) - Number(mb[1]) || Number(ma[2]) - Number(mb[2]) || Number(ma[3]) - Number(mb[3])
 }

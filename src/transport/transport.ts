@@ -1,17 +1,16 @@
 import type { Socket } from 'node:net'
-import { buildConnector, Pool, errors as undiciErrors } from 'undici'
-import type { Dispatcher } from 'undici'
+import type { buildConnector } from 'undici'
 import { channels } from './diagnostics.js'
+import { FetchPool, INVALID_REQUEST_CODE, type HttpPool, type HttpResponse, type ResponseBody } from './fetch.js'
+import { ProxyRefusedError } from './refused.js'
+import type { HttpStack } from './undici-pool.js'
 import type { EncodedBody } from '../encode/index.js'
-import { ErrorCodes, LokiAbortError, type LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from '../model/errors.js'
+import { ErrorCodes, LokiAbortError, LokiError, LokiHttpError, LokiNetworkError, LokiTimeoutError } from '../model/errors.js'
 import type { ResolvedOptions } from '../model/options.js'
+import type { FailureClass } from '../model/types.js'
 import { VERSION } from '../model/version.js'
 
-/**
- * Why an attempt failed, as `stats().failedRequests` counts it. The transport decides it, so
- * nothing above this layer reads an HTTP status or an error code to learn what went wrong.
- */
-export type FailureClass = 'status4xx' | 'status429' | 'status5xx' | 'network' | 'timeout'
+export type { FailureClass }
 
 /**
  * The outcome of one HTTP attempt. The transport never throws: every path, including
@@ -51,8 +50,6 @@ export const DRAIN_LIMIT = 8 * 1024 * 1024
  */
 export const DRAIN_TIME_LIMIT_MS = 1000
 
-type Body = Dispatcher.ResponseData['body']
-
 interface Drained {
   /** The first `keep` bytes, decoded as UTF-8 and trimmed. */
   text: string
@@ -66,14 +63,14 @@ interface Drained {
  * DRAIN_TIME_LIMIT_MS, or is aborted by the attempt's deadline is destroyed, which closes its
  * socket, and reported as incomplete. The status already received decides the outcome.
  */
-async function drain(body: Body, keep: number): Promise<Drained> {
-  const chunks: Buffer[] = []
+async function drain(body: ResponseBody, keep: number): Promise<Drained> {
+  const chunks: Uint8Array[] = []
   let kept = 0
   let total = 0
   let complete = false
   const timer = setTimeout(() => body.destroy(), DRAIN_TIME_LIMIT_MS)
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    for await (const chunk of body) {
       total += chunk.length
       if (kept < keep) {
         const part = chunk.subarray(0, keep - kept)
@@ -118,13 +115,13 @@ export function trackingConnector(base: buildConnector.connector, sockets: Set<S
  * leaves the set on 'close', which comes only once its handle (and any connect on it) is gone;
  * `socket.closed` turns true earlier, so it is no proof that nothing is left.
  */
-async function destroySockets(sockets: Set<Socket>): Promise<void> {
+async function destroySockets(sockets: Set<Socket>, reason: () => Error): Promise<void> {
   if (sockets.size === 0) return
   const closed = [...sockets].map((s) => new Promise<void>((resolve) => {
     s.once('close', () => resolve())
     // With an error, undici's connect callback runs and its bookkeeping ends; the connector
     // listens for 'error', so this is never unhandled.
-    s.destroy(new undiciErrors.ClientDestroyedError())
+    s.destroy(reason())
   }))
   let timer: NodeJS.Timeout | undefined
   await Promise.race([
@@ -170,6 +167,14 @@ function describeError(err: unknown, code: string | undefined): string {
   return code === undefined || message.includes(code) ? message : `${message} (${code})`
 }
 
+/**
+ * The HTTP client could not be loaded or its pool not built. Not a LokiError subclass: those answer instanceof by
+ * brand, so every LokiError would pass for one.
+ */
+class StackLoadFailure {
+  constructor(readonly cause: unknown) {}
+}
+
 function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal): SendResult {
   if (signal.aborted) {
     return { kind: 'aborted', error: new LokiAbortError('request aborted', signal.reason) }
@@ -177,6 +182,11 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
   if (deadline.aborted) {
     const reason = deadline.reason as LokiTimeoutError
     return { kind: 'retryable', status: undefined, failure: 'timeout', error: reason, retryAfterMs: undefined }
+  }
+  if (err instanceof StackLoadFailure) {
+    // No attempt will get further: final, not retried like an outage.
+    const error = new LokiError(ErrorCodes.INTERNAL, `could not load or set up the HTTP client: ${describeError(err.cause, undefined)}`, { cause: err.cause })
+    return { kind: 'failure', status: undefined, failure: 'network', error }
   }
   const raw = (err as { code?: unknown })?.code
   const code = typeof raw === 'string' ? raw : undefined
@@ -192,9 +202,15 @@ function classifyError(err: unknown, signal: AbortSignal, deadline: AbortSignal)
     const error = new LokiNetworkError(`could not resolve Loki's host: ${describeError(err, code)}`, err, ErrorCodes.DNS)
     return { kind: 'retryable', status: undefined, failure: 'network', error, retryAfterMs: undefined }
   }
-  if (err instanceof undiciErrors.InvalidArgumentError) {
-    // A bad header or URL will not get better on retry.
-    return { kind: 'failure', status: undefined, failure: 'network', error: new LokiNetworkError(`request rejected by the HTTP client: ${err.message}`, err) }
+  if (err instanceof ProxyRefusedError) {
+    if (!err.retryable) return { kind: 'failure', status: undefined, failure: 'network', error: err }
+    return { kind: 'retryable', status: undefined, failure: 'network', error: err, retryAfterMs: undefined }
+  }
+  if (code === INVALID_REQUEST_CODE) {
+    // A bad header or URL will not get better on retry. Told by undici's code, not its class, so
+    // that telling needs no undici loaded.
+    const message = err instanceof Error ? err.message : String(err)
+    return { kind: 'failure', status: undefined, failure: 'network', error: new LokiNetworkError(`request rejected by the HTTP client: ${message}`, err) }
   }
   return {
     kind: 'retryable',
@@ -225,7 +241,7 @@ function statusClass(status: number): FailureClass {
   return status === 429 ? 'status429' : status >= 500 ? 'status5xx' : 'status4xx'
 }
 
-function classifyStatus(status: number, body: string, headers: Dispatcher.ResponseData['headers']): SendResult {
+function classifyStatus(status: number, body: string, headers: HttpResponse['headers']): SendResult {
   if (status === 260) return { kind: 'blocked', status, failure: statusClass(status), error: new LokiHttpError(status, body) }
   if (status >= 200 && status < 300) return { kind: 'success', status }
   const error = new LokiHttpError(status, body)
@@ -237,12 +253,44 @@ function classifyStatus(status: number, body: string, headers: Dispatcher.Respon
   return { kind: 'failure', status, failure, error }
 }
 
+/** A closed pool's refusal, before there was a pool: what undici's closed Pool answers, as a network failure. */
+class TransportClosedError extends Error {
+  override readonly name = 'TransportClosedError'
+}
+
+/** Rejects with the signal's reason once it aborts; never settles otherwise. */
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    if (signal.aborted) reject(signal.reason)
+    else signal.addEventListener('abort', () => reject(signal.reason), { once: true })
+  })
+}
+
+/** Bun, whose `undici` is a stand-in without a working Pool (see fetch.ts) and whose fetch() is a global. */
+function isBun(): boolean {
+  return typeof (globalThis as { Bun?: unknown }).Bun === 'object'
+}
+
 /**
  * The HTTP layer: one undici Pool per client, sized to the client's concurrency, so the number
- * of sockets to Loki can never exceed it.
+ * of sockets to Loki can never exceed it. Where undici's Pool is not available (Bun), a
+ * FetchPool of the same size instead (fetch.ts).
+ *
+ * undici is loaded on the first attempt, not at import or construction (undici-pool.ts): until
+ * then the transport holds no pool, no socket and no undici. Bun's FetchPool needs no undici and
+ * is built at construction, where Bun checks its TLS options.
  */
 export class Transport {
-  readonly #pool: Pool
+  readonly #opts: ResolvedOptions
+  /** 'undici' forces undici's Pool; undefined lets the first attempt decide (isUndiciPool). */
+  readonly #http: 'undici' | undefined
+  #stack: HttpStack | undefined
+  /** The first attempt's load of undici, while it is under way. */
+  #opening: Promise<HttpStack> | undefined
+  /** How a tracked socket is destroyed; known once undici is loaded, and only then are there sockets. */
+  #destroyedError: () => Error = () => new Error('the transport is closed')
+  /** close() or destroy() has run: no pool is opened after it. */
+  #ended = false
   readonly #path: string
   readonly #url: string
   readonly #headers: Record<string, string>
@@ -251,21 +299,37 @@ export class Transport {
   readonly #sockets = new Set<Socket>()
   #abandonedBodies = 0
 
-  constructor(opts: ResolvedOptions) {
+  /**
+   * @param http which pool sends: on Bun a FetchPool, built here; elsewhere undici's Pool when the
+   *   runtime's `undici` has a working one, decided when the first attempt loads it. Tests choose.
+   */
+  constructor(opts: ResolvedOptions, http: 'undici' | 'fetch' | undefined = isBun() ? 'fetch' : undefined) {
+    this.#opts = opts
     this.#path = opts.path
     this.#url = opts.displayUrl
     this.#timeoutMs = opts.requestTimeoutMs
     this.#headers = { 'user-agent': `lokiwire/${VERSION}`, ...opts.headers }
-    // The options undici's Pool would give its own connector (its defaults for the rest).
-    const connector = buildConnector({ ...opts.tls, timeout: opts.connectTimeoutMs })
-    this.#pool = new Pool(opts.origin, {
-      connections: opts.concurrency,
-      pipelining: 1,
-      headersTimeout: opts.requestTimeoutMs,
-      bodyTimeout: opts.requestTimeoutMs,
-      keepAliveTimeout: opts.keepAliveTimeoutMs,
-      connect: trackingConnector(connector, this.#sockets),
+    this.#http = http === 'fetch' ? undefined : http
+    if (http === 'fetch') this.#stack = { pool: new FetchPool(opts), tunnel: undefined }
+  }
+
+  /**
+   * The pool, loading undici and opening it on the first call. Rejects with a StackLoadFailure
+   * when undici cannot be loaded, and with TransportClosedError once closed before any attempt.
+   */
+  #pool(): HttpPool | Promise<HttpPool> {
+    if (this.#stack !== undefined) return this.#stack.pool
+    if (this.#ended) return Promise.reject(new TransportClosedError('the transport is closed'))
+    this.#opening ??= import('./undici-pool.js').then((m) => {
+      this.#destroyedError = m.destroyedError
+      this.#stack = m.openStack(this.#opts, this.#http, this.#sockets, (c) => trackingConnector(c, this.#sockets))
+      return this.#stack
+    }).catch((err: unknown) => {
+      // The next attempt tries again: a package installed meanwhile, a transient I/O error.
+      this.#opening = undefined
+      throw new StackLoadFailure(err)
     })
+    return this.#opening.then((stack) => stack.pool)
   }
 
   /**
@@ -282,9 +346,9 @@ export class Transport {
     return this.#timeoutMs
   }
 
-  /** Sockets currently open to Loki. */
+  /** Sockets currently open to Loki; on a FetchPool, requests in flight (each holds one). */
   get connections(): number {
-    return this.#pool.stats.connected
+    return this.#stack?.pool.stats.connected ?? 0
   }
 
   /**
@@ -315,7 +379,10 @@ export class Transport {
     let bodyAbandoned = false
     try {
       if (signal.aborted) throw signal.reason
-      const res = await this.#pool.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      const pool = this.#pool()
+      // The first attempt's load of undici counts against its deadline, and cannot outlast it.
+      const ready = pool instanceof Promise ? await Promise.race([pool, rejectOnAbort(deadline.signal)]) : pool
+      const res = await ready.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
       // From here the status decides: after a 2xx Loki has stored the push, whatever the body
       // does next, and resending it would only spend quota on duplicates.
       const failed = res.statusCode < 200 || res.statusCode >= 300 || res.statusCode === 260
@@ -350,22 +417,32 @@ export class Transport {
    * connect still in flight included.
    */
   async close(): Promise<void> {
+    this.#ended = true
+    // A first attempt still loading undici opens its pool, and sends, before this closes it.
+    const stack = this.#stack ?? (await this.#opening?.catch(() => undefined))
+    // Nothing was ever sent: there is nothing to close, and no reason to load undici for it.
+    if (stack === undefined) return
     try {
       // undici's close() waits for one already under way and resolves on a closed pool; it
       // rejects only on a destroyed one.
-      if (!this.#pool.destroyed) await this.#pool.close()
+      if (!stack.pool.destroyed) await stack.pool.close()
+      await stack.tunnel?.close()
     } finally {
-      await destroySockets(this.#sockets)
+      await destroySockets(this.#sockets, this.#destroyedError)
     }
   }
 
   /** Closes every socket now, failing whatever is in flight; resolves once none is left. */
   async destroy(): Promise<void> {
+    this.#ended = true
+    const stack = this.#stack ?? (await this.#opening?.catch(() => undefined))
+    if (stack === undefined) return
     try {
       // On a pool already destroyed, undici's destroy() resolves (once that destroy is done).
-      await this.#pool.destroy()
+      await stack.pool.destroy()
+      await stack.tunnel?.destroy()
     } finally {
-      await destroySockets(this.#sockets)
+      await destroySockets(this.#sockets, this.#destroyedError)
     }
   }
 }
