@@ -42,6 +42,11 @@ describe('retry policy', () => {
   it('stops at maxAttempts and at the budget, and caps Retry-After', () => {
     expect(decideRetry(policy, 5, 0, undefined)).toEqual({ retry: false, reason: 'attempts' })
     expect(decideRetry(policy, 1, 9_950, undefined, () => 0.999)).toEqual({ retry: false, reason: 'budget' })
+    // An attempt cut by the budget's own deadline can end a hair short of it: what is left is no
+    // attempt (MIN_ATTEMPT_MS), so no third attempt of a millisecond follows a budgeted timeout.
+    expect(decideRetry(policy, 1, 9_999.2, undefined, () => 0)).toEqual({ retry: false, reason: 'budget' })
+    expect(decideRetry(policy, 1, 9_990.5, undefined, () => 0)).toEqual({ retry: false, reason: 'budget' })
+    expect(decideRetry(policy, 1, 9_990, undefined, () => 0)).toEqual({ retry: true, delayMs: 0 })
     expect(decideRetry(policy, 1, 0, 60_000)).toEqual({ retry: true, delayMs: 5000 })
     expect(decideRetry(policy, 2, 0, undefined, () => 0.5)).toEqual({ retry: true, delayMs: 100 })
   })

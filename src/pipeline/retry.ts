@@ -20,6 +20,13 @@ export function backoffDelay(policy: RetryPolicy, attempt: number, random: () =>
   return Math.floor(random() * ceiling)
 }
 
+/**
+ * The least time an attempt is given. A budget with less than this left is spent: an attempt the
+ * budget's own deadline cut can end up to a millisecond short of that deadline (timers run on a
+ * millisecond clock), and it must not be followed by a pointless attempt of a millisecond or two.
+ */
+export const MIN_ATTEMPT_MS = 10
+
 export type RetryDecision = { retry: true; delayMs: number } | { retry: false; reason: 'attempts' | 'budget' }
 
 /**
@@ -37,14 +44,14 @@ export function decideRetry(
   const delayMs = retryAfterMs !== undefined
     ? Math.min(retryAfterMs, policy.maxRetryAfterMs)
     : backoffDelay(policy, attempts, random)
-  if (spentMs + delayMs >= policy.budgetMs) return { retry: false, reason: 'budget' }
+  if (policy.budgetMs - spentMs - delayMs < MIN_ATTEMPT_MS) return { retry: false, reason: 'budget' }
   return { retry: true, delayMs }
 }
 
 /**
  * The deadline of the next attempt: `requestTimeoutMs`, cut to what the retry budget has left so
  * a batch never outlives `budgetMs` by a whole request timeout. decideRetry() leaves at least
- * 1 ms for any attempt it allows; the floor only guards against a clock that went backwards.
+ * MIN_ATTEMPT_MS for any attempt it allows; the floor only guards against a clock that went backwards.
  */
 export function attemptTimeout(policy: RetryPolicy, requestTimeoutMs: number, spentMs: number): number {
   return Math.max(1, Math.min(requestTimeoutMs, Math.floor(policy.budgetMs - spentMs)))
