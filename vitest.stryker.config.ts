@@ -29,6 +29,9 @@ export default defineConfig({
       'test/security.test.ts',
       'test/spool.test.ts',
       'test/transport.test.ts',
+      'test/transport-lazy.test.ts',
+      'test/fetch-pool.test.ts',
+      'test/runtime-fallback.test.ts',
     ],
   },
 })
