@@ -26,6 +26,7 @@ export default defineConfig({
       'test/replay.test.ts',
       'test/retry.test.ts',
       'test/security.test.ts',
+      'test/settlement.test.ts',
       'test/spool.test.ts',
       'test/transport.test.ts',
     ],

@@ -1,0 +1,123 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
+import { EventEmitter } from 'node:events'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, expect, it } from 'vitest'
+import { LokiClient } from '../src/index.js'
+import { ENTRY_OVERHEAD_BYTES } from '../src/client/client.js'
+import { LokiAbortError } from '../src/model/errors.js'
+import type { DropEvent, LokiClientEvents } from '../src/model/events.js'
+import { Ledger } from '../src/pipeline/ledger.js'
+import { BatchQueue, createBatch } from '../src/pipeline/queue.js'
+import { Settlement } from '../src/pipeline/settlement.js'
+import type { RequestErrorMessage } from '../src/transport/diagnostics.js'
+import { assertIdentity, useLoki, waitUntil } from './helpers.js'
+
+// The end of a batch: exactly once, and the way a user can see it (stats, 'drop', the spool,
+// the tracing channel).
+
+const loki = useLoki()
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'lokiwire-settlement-'))
+})
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true })
+})
+
+function settlementAlone() {
+  const events = new EventEmitter<LokiClientEvents>()
+  const drops: DropEvent[] = []
+  events.on('drop', (e) => drops.push(e))
+  const ledger = new Ledger(events)
+  const queue = new BatchQueue(1, () => Promise.resolve())
+  return { settlement: new Settlement({ queue, ledger, replay: undefined }), ledger, queue, drops }
+}
+
+it('a batch ends once: whatever ends it again (destroy racing a response) counts and reports nothing', () => {
+  const { settlement, ledger, queue, drops } = settlementAlone()
+  const a = createBatch(undefined, 3, 30)
+  queue.track(a)
+  settlement.undelivered(a, 'rejected')
+  settlement.undelivered(a, 'destroyed')
+  settlement.undelivered(a, 'close_timeout') // one a spool could take, had there been one
+  settlement.delivered(a, { batchId: a.id, entries: 3, bytes: 30, status: 204, attempt: 1, durationMs: 1 })
+  expect(drops).toEqual([{ reason: 'rejected', entries: 3 }])
+  expect(ledger.dropped).toMatchObject({ total: 3, rejected: 3, destroyed: 0, close_timeout: 0 })
+  expect(ledger.sent.entries).toBe(0)
+  expect(a.undelivered).toBe(3)
+
+  const b = createBatch(undefined, 2, 20)
+  queue.track(b)
+  settlement.delivered(b, { batchId: b.id, entries: 2, bytes: 20, status: 204, attempt: 1, durationMs: 1 })
+  settlement.undelivered(b, 'destroyed')
+  expect(ledger.sent.entries).toBe(2)
+  expect(ledger.dropped.total).toBe(3)
+  expect(b.undelivered).toBe(0)
+  expect(queue.entries).toBe(0)
+})
+
+it('with a spool, batches evicted for room go to disk whatever the overflow policy, and the next client delivers them', async () => {
+  // Lines of 100 bytes in 1 KiB batches under a 4 KiB buffer, in front of a stalled Loki.
+  const line = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(100 - ENTRY_OVERHEAD_BYTES, 'x')
+  loki.srv.setFault({ type: 'stall' })
+  const a = (loki.client = new LokiClient({
+    url: loki.srv.url,
+    labels: { app: 'evict' },
+    concurrency: 1,
+    requestTimeoutMs: 60_000,
+    maxBufferBytes: 4096,
+    overflow: 'drop-newest',
+    batch: { maxBytes: 1024, maxWaitMs: 5 },
+    spool: { dir },
+  }))
+  a.on('drop', () => {})
+  const lines = Array.from({ length: 200 }, (_, i) => line(i))
+  for (const l of lines) expect(a.push({ line: l })).toBe(true)
+  const s = a.stats()
+  expect(s.dropped.total).toBe(0)
+  expect(s.spool.written).toBeGreaterThan(100)
+  expect(s.bufferUsedBytes).toBeLessThanOrEqual(4096)
+  assertIdentity(a)
+  await a.destroy()
+  const written = a.stats().spool.written
+  expect(a.stats().dropped.destroyed).toBe(200 - written)
+
+  loki.srv.setFault(null)
+  loki.srv.reset()
+  const b = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'evict' }, spool: { dir } }))
+  await waitUntil(() => b.stats().spool.loaded === written, 'the spool replayed')
+  expect(await b.close()).toMatchObject({ ok: true })
+  expect(new Set(loki.srv.entries.map((e) => e.line)).size).toBe(written)
+  expect(readdirSync(dir)).toEqual([])
+})
+
+it('an attempt the client aborts says why on lokiwire:request:error: dropped with its reason, or moved to the spool', async () => {
+  const aborted: Error[] = []
+  const onError = (m: unknown) => {
+    const { error } = m as RequestErrorMessage
+    if (error instanceof LokiAbortError) aborted.push(error.cause as Error)
+  }
+  diagnosticsChannel.subscribe('lokiwire:request:error', onError)
+  try {
+    loki.srv.setFault({ type: 'stall' })
+    const a = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'abort' }, requestTimeoutMs: 60_000 }))
+    a.on('drop', () => {})
+    a.push({ line: 'destroyed on the wire' })
+    await waitUntil(() => a.stats().inFlight.requests === 1, 'the request on the wire')
+    await a.destroy()
+    await waitUntil(() => aborted.length === 1, 'the aborted attempt reported')
+    expect(aborted[0]).toBeInstanceOf(LokiAbortError)
+    expect(aborted[0]!.message).toBe('batch dropped: destroyed')
+
+    const b = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'abort' }, requestTimeoutMs: 60_000, spool: { dir } }))
+    b.push({ line: 'spooled at the close deadline' })
+    await waitUntil(() => b.stats().inFlight.requests === 1, 'the request on the wire')
+    expect(await b.close({ timeoutMs: 50 })).toMatchObject({ ok: false, timedOut: true, spooledEntries: 1, droppedEntries: 0 })
+    await waitUntil(() => aborted.length === 2, 'the aborted attempt reported')
+    expect(aborted[1]!.message).toBe('batch moved to the spool')
+  } finally {
+    diagnosticsChannel.unsubscribe('lokiwire:request:error', onError)
+  }
+})
