@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
@@ -7,7 +8,7 @@ import { afterEach, beforeEach, expect, it } from 'vitest'
 import { LokiClient } from '../src/index.js'
 import { ENTRY_OVERHEAD_BYTES } from '../src/client/client.js'
 import { LokiAbortError } from '../src/model/errors.js'
-import type { DropEvent, LokiClientEvents } from '../src/model/events.js'
+import type { DropEvent, LokiClientEvents, SpoolEvent } from '../src/model/events.js'
 import { Ledger } from '../src/pipeline/ledger.js'
 import { BatchQueue, createBatch } from '../src/pipeline/queue.js'
 import { Settlement } from '../src/pipeline/settlement.js'
@@ -120,4 +121,58 @@ it('an attempt the client aborts says why on lokiwire:request:error: dropped wit
   } finally {
     diagnosticsChannel.unsubscribe('lokiwire:request:error', onError)
   }
+})
+
+it('a replayed batch Loki still refuses goes back to disk, not dropped', async () => {
+  loki.srv.setFault({ type: 'stall' })
+  const a = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'again' }, requestTimeoutMs: 60_000, spool: { dir } }))
+  const lines = Array.from({ length: 100 }, (_, i) => `again seq=${i}`)
+  for (const l of lines) a.push({ line: l })
+  await a.close({ timeoutMs: 50 })
+  expect(a.stats().spool.written).toBe(100)
+
+  // Loki is back but refuses everything: the replayed batch runs out of retries.
+  loki.srv.setFault({ type: 'status', status: 503 })
+  const b = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'again' }, retry: { maxAttempts: 1 }, breaker: false, spool: { dir } }))
+  b.on('drop', () => {})
+  await waitUntil(() => b.stats().spool.loaded === 100 && b.stats().spool.written === 100, 'the replayed batch spooled again')
+  expect(b.stats()).toMatchObject({ dropped: { total: 0 }, spool: { errors: 0 } })
+  assertIdentity(b)
+  await b.destroy()
+
+  loki.srv.setFault(null)
+  const c = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'again' }, spool: { dir } }))
+  await waitUntil(() => c.stats().spool.loaded === 100, 'the third client to replay it')
+  expect(await c.close()).toMatchObject({ ok: true })
+  expect(loki.srv.entries.map((e) => e.line).sort()).toEqual([...lines].sort())
+})
+
+it('a full spool: the batch is dropped under its own reason, and the spool reports full in stats and a spool event', async () => {
+  loki.srv.setFault({ type: 'stall' })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
+    labels: { app: 'full' },
+    concurrency: 1,
+    requestTimeoutMs: 60_000,
+    maxBufferBytes: 64 * 1024,
+    batch: { maxBytes: 16 * 1024, maxWaitMs: 5 },
+    spool: { dir, maxBytes: 1024 * 1024 },
+  }))
+  const problems: SpoolEvent[] = []
+  const drops: DropEvent[] = []
+  cl.on('spool', (p) => problems.push(p))
+  cl.on('drop', (d) => drops.push(d))
+  // Lines snappy cannot shrink, 2.5 MB in all: more than the spool holds.
+  for (let i = 0; i < 2500; i++) expect(cl.push({ line: randomBytes(750).toString('base64') })).toBe(true)
+  const s = cl.stats()
+  expect(problems.length).toBeGreaterThan(0)
+  expect(problems.every((p) => p.reason === 'full')).toBe(true)
+  expect(s.spool.errors).toBe(problems.length)
+  expect(s.spool.written).toBeGreaterThan(0)
+  expect(s.spool.bytes).toBeGreaterThan(512 * 1024)
+  expect(s.spool.bytes).toBeLessThanOrEqual(1024 * 1024)
+  expect(s.dropped.buffer_full).toBeGreaterThan(0)
+  expect(drops.every((d) => d.reason === 'buffer_full')).toBe(true)
+  expect(drops.reduce((n, d) => n + d.entries, 0)).toBe(s.dropped.total)
+  assertIdentity(cl)
 })
