@@ -18,6 +18,7 @@ export default defineConfig({
       'test/breaker.test.ts',
       'test/client-http.test.ts',
       'test/client-stall.test.ts',
+      'test/close.test.ts',
       'test/exit.test.ts',
       'test/flush.test.ts',
       'test/options.test.ts',

@@ -97,3 +97,18 @@ it('under a stalled Loki, memory follows the buffer limit, not the number of bat
   expect(grown).toBeLessThan(8 * 1024 * 1024)
   assertIdentity(cl)
 })
+
+it('eviction stops as soon as the entry fits exactly: one batch makes room for a line of its size, not two', async () => {
+  // 128-byte lines in batches of exactly 8 (1 KiB) under a 4 KiB buffer: one batch on the wire,
+  // three waiting, and the buffer exactly full.
+  const small = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(128 - ENTRY_OVERHEAD_BYTES, 'x')
+  const cl = tightClient({ overflow: 'drop-oldest', concurrency: 1, requestTimeoutMs: 60_000, batch: { maxBytes: 1024, maxWaitMs: 60_000 } })
+  for (let i = 0; i < 8; i++) cl.push({ line: small(i) })
+  await waitUntil(() => cl.stats().inFlight.entries === 8, 'first batch in flight')
+  for (let i = 8; i < 32; i++) expect(cl.push({ line: small(i) })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 4096, dropped: { total: 0 } })
+  // A line that costs one whole batch: evicting the oldest waiting batch leaves exactly room for it.
+  expect(cl.push({ line: 'big '.padEnd(1024 - ENTRY_OVERHEAD_BYTES, 'y') })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 4096, dropped: { total: 8, buffer_full: 8 } })
+  assertIdentity(cl)
+})

@@ -176,3 +176,21 @@ it('a full spool: the batch is dropped under its own reason, and the spool repor
   expect(drops.reduce((n, d) => n + d.entries, 0)).toBe(s.dropped.total)
   assertIdentity(cl)
 })
+
+it('a replay loads records only up to half the buffer, so a spool larger than the buffer never passes maxBufferBytes', async () => {
+  loki.srv.setFault({ type: 'stall' })
+  const options = { url: loki.srv.url, labels: { app: 'half' }, requestTimeoutMs: 60_000, batch: { maxBytes: 16 * 1024, maxWaitMs: 5 }, spool: { dir } }
+  const a = (loki.client = new LokiClient(options))
+  // Lines snappy cannot shrink: about 24 records of 16 KiB, 384 KiB on disk.
+  for (let i = 0; i < 3000; i++) a.push({ line: randomBytes(96).toString('base64') })
+  await a.close({ timeoutMs: 50 })
+  expect(a.stats().spool.written).toBe(3000)
+  expect(a.stats().spool.bytes).toBeGreaterThan(256 * 1024)
+
+  const b = (loki.client = new LokiClient({ ...options, maxBufferBytes: 64 * 1024 }))
+  const s = b.stats()
+  expect(s.spool.loaded).toBeGreaterThan(0)
+  expect(s.spool.loaded).toBeLessThan(3000)
+  expect(s.bufferUsedBytes).toBeLessThanOrEqual(64 * 1024)
+  assertIdentity(b)
+})
