@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { Breaker } from '../src/pipeline/breaker.js'
+import { ErrorCodes, LokiError } from '../src/model/errors.js'
 import type { SpoolEvent } from '../src/model/events.js'
 import { BatchQueue, createBatch, type Batch } from '../src/pipeline/queue.js'
 import { MIN_REPLAY_INTERVAL_MS, SpoolReplay } from '../src/pipeline/replay.js'
@@ -36,7 +37,7 @@ function leaveRecords(n: number): void {
   spool.close()
 }
 
-function setup(o: { open?: () => boolean; loadBelowBytes: number; idleIntervalMs?: number }) {
+function setup(o: { open?: () => boolean; loadBelowBytes: number; idleIntervalMs?: number; breaker?: Breaker }) {
   const running: Batch[] = []
   const queue = new BatchQueue(100, (b) => {
     running.push(b)
@@ -47,7 +48,7 @@ function setup(o: { open?: () => boolean; loadBelowBytes: number; idleIntervalMs
     spool: spoolOptions(),
     encoding: { encoding: 'protobuf', gzipLevel: 0 },
     queue,
-    breaker: new Breaker(false, () => {}),
+    breaker: o.breaker ?? new Breaker(false, () => {}),
     idleIntervalMs: o.idleIntervalMs ?? 60_000,
     loadBelowBytes: o.loadBelowBytes,
     bufferUsed: () => queue.bytes,
@@ -134,4 +135,21 @@ it('however many batches go to disk, one replay timer is armed, none while intak
   expect(replayTimers()).toEqual([])
   expect(replay.written).toBe(4)
   expect(problems).toEqual([])
+})
+
+it('loads nothing while the breaker is open, even when a batch already on the wire is delivered meanwhile', async () => {
+  leaveRecords(3)
+  // Opens on the first retryable failure, as another batch's 503 would open it.
+  const breaker = new Breaker({ errorThresholdPercentage: 1, volumeThreshold: 1, resetTimeoutMs: 60_000, rollingWindowMs: 10_000 }, () => {})
+  try {
+    await breaker.run(async () => ({ kind: 'retryable', status: 503, failure: 'status5xx', error: new LokiError(ErrorCodes.HTTP_STATUS, '503'), retryAfterMs: undefined }))
+    expect(breaker.state).toBe('open')
+    const { queue, replay } = setup({ loadBelowBytes: 1024 * 1024, breaker })
+    replay.start()
+    replay.delivered() // a batch that was on the wire when the breaker opened got its 2xx
+    expect(replay.loaded).toBe(0)
+    expect(queue.pending.size).toBe(0)
+  } finally {
+    breaker.shutdown()
+  }
 })
