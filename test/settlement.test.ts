@@ -194,3 +194,21 @@ it('a replay loads records only up to half the buffer, so a spool larger than th
   expect(s.bufferUsedBytes).toBeLessThanOrEqual(64 * 1024)
   assertIdentity(b)
 })
+
+it("with a breaker, the idle replay tries a record once per breaker.resetTimeoutMs, not per retry.maxDelayMs", async () => {
+  loki.srv.setFault({ type: 'status', status: 503 })
+  const cl = (loki.client = new LokiClient({
+    url: loki.srv.url,
+    labels: { app: 'pace' },
+    batch: { maxWaitMs: 5 },
+    retry: { maxAttempts: 1, minDelayMs: 10, maxDelayMs: 50 },
+    breaker: { volumeThreshold: 1, resetTimeoutMs: 60_000 },
+    spool: { dir },
+  }))
+  cl.push({ line: 'spooled' })
+  await waitUntil(() => cl.stats().spool.written === 1, 'the batch spooled')
+  // retry.maxDelayMs would allow a try every second (the floor); the breaker's minute has not passed.
+  await new Promise((r) => setTimeout(r, 2500))
+  expect(cl.stats().spool.loaded).toBe(0)
+  expect(loki.srv.requests).toHaveLength(1)
+})
