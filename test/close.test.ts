@@ -47,6 +47,29 @@ it("an idle flushOnExit client stays open through 'beforeExit': the process may 
   expect(loki.srv.entries.map((e) => e.line)).toEqual(['after beforeExit'])
 })
 
+it("'beforeExit' closes a flushOnExit client whose entries are all queued, none left in the batcher", async () => {
+  const client = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'queued' }, flushOnExit: true, batch: { maxEntries: 1 } }))
+  client.push({ line: 'cut at once' })
+  expect(client.stats().buffered.entries + client.stats().inFlight.entries).toBe(1)
+  process.emit('beforeExit', 0)
+  await waitUntil(() => client.state === 'closed', 'the hook to close the client')
+  expect(loki.srv.entries.map((e) => e.line)).toEqual(['cut at once'])
+})
+
+it('limits reports what the client runs with, defaults filled in', () => {
+  const client = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'limits' }, concurrency: 3 }))
+  expect(client.limits).toEqual({ maxBufferBytes: 64 * 1024 * 1024, closeTimeoutMs: 5000, concurrency: 3 })
+})
+
+it('flush() is ok only if every batch from before the call was delivered', async () => {
+  const client = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'every' }, concurrency: 1, batch: { maxEntries: 1 } }))
+  client.on('drop', () => {})
+  loki.srv.queueFaults({ type: 'status', status: 400, body: 'bad entry' })
+  expect(client.push([{ line: 'refused' }, { line: 'stored' }])).toBe(true)
+  expect(await client.flush({ timeoutMs: 10_000 })).toEqual({ ok: false, timedOut: false, pendingEntries: 0, droppedEntries: 1, spooledEntries: 0 })
+  expect(loki.srv.entries.map((e) => e.line)).toEqual(['stored'])
+})
+
 it('at process exit, a client with a spool writes everything undelivered to disk, requests in flight included; the next client delivers it', async () => {
   loki.srv.setFault({ type: 'stall' })
   const { client, exit } = clientWithExitHook({
@@ -60,7 +83,7 @@ it('at process exit, a client with a spool writes everything undelivered to disk
   const drops: DropEvent[] = []
   client.on('drop', (d) => drops.push(d))
   const lines = seqLines(95)
-  for (const line of lines) client.push({ line })
+  expect(client.push(lines.map((line) => ({ line })))).toBe(true)
   await waitUntil(() => client.stats().inFlight.requests === 2, 'two requests in flight')
   exit()
   const s = client.stats()
@@ -143,6 +166,10 @@ it('destroy() while close() waits resolves after close() has, and close() counts
   expect(closed).toMatchObject({ ok: false, timedOut: false, pendingEntries: 0, droppedEntries: 11, spooledEntries: 0 })
   expect(client.state).toBe('destroyed')
   await closing
+  // Neither a later close() nor a second destroy() brings it back.
+  await client.close()
+  await client.destroy()
+  expect(client.state).toBe('destroyed')
 })
 
 it.each(['close', 'destroy'] as const)('%s() of a client with a spool and an open breaker leaves no timer behind, ref\'d or not', async (end) => {
