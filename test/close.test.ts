@@ -172,6 +172,14 @@ it('destroy() while close() waits resolves after close() has, and close() counts
   expect(client.state).toBe('destroyed')
 })
 
+it('close() after destroy() leaves the client destroyed', async () => {
+  const client = (loki.client = new LokiClient({ url: loki.srv.url, labels: { app: 'after' } }))
+  await client.destroy()
+  await client.close()
+  expect(client.state).toBe('destroyed')
+  expect(client.stats().state).toBe('destroyed')
+})
+
 it.each(['close', 'destroy'] as const)('%s() of a client with a spool and an open breaker leaves no timer behind, ref\'d or not', async (end) => {
   timers = trackTimers()
   loki.srv.setFault({ type: 'status', status: 503 })
