@@ -129,3 +129,15 @@ it('eviction cuts what waits in the batcher when no queued batch is left to evic
   expect(cl.stats()).toMatchObject({ bufferUsedBytes: 2048 + 256, buffered: { entries: 1 }, dropped: { total: 15, buffer_full: 15 } })
   assertIdentity(cl)
 })
+
+it('an entry that cannot fit even once everything off the wire is evicted is refused, not waited for', async () => {
+  const small = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(128 - ENTRY_OVERHEAD_BYTES, 'x')
+  const cl = tightClient({ overflow: 'drop-oldest', concurrency: 1, requestTimeoutMs: 60_000, batch: { maxBytes: 2048, maxWaitMs: 60_000 } })
+  for (let i = 0; i < 16; i++) cl.push({ line: small(i) })
+  await waitUntil(() => cl.stats().inFlight.entries === 16, 'first batch in flight')
+  for (let i = 16; i < 24; i++) cl.push({ line: small(i) })
+  // 2 KiB stay on the wire: a 3000-byte line cannot fit under 4 KiB whatever is evicted.
+  expect(cl.push({ line: 'too big '.padEnd(3000 - ENTRY_OVERHEAD_BYTES, 'w') })).toBe(false)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 2048, inFlight: { entries: 16 }, buffered: { entries: 0 }, dropped: { buffer_full: 9 } })
+  assertIdentity(cl)
+})
