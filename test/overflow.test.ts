@@ -97,3 +97,47 @@ it('under a stalled Loki, memory follows the buffer limit, not the number of bat
   expect(grown).toBeLessThan(8 * 1024 * 1024)
   assertIdentity(cl)
 })
+
+it('eviction stops as soon as the entry fits exactly: one batch makes room for a line of its size, not two', async () => {
+  // 128-byte lines in batches of exactly 8 (1 KiB) under a 4 KiB buffer: one batch on the wire,
+  // three waiting, and the buffer exactly full.
+  const small = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(128 - ENTRY_OVERHEAD_BYTES, 'x')
+  const cl = tightClient({ overflow: 'drop-oldest', concurrency: 1, requestTimeoutMs: 60_000, batch: { maxBytes: 1024, maxWaitMs: 60_000 } })
+  for (let i = 0; i < 8; i++) cl.push({ line: small(i) })
+  await waitUntil(() => cl.stats().inFlight.entries === 8, 'first batch in flight')
+  for (let i = 8; i < 32; i++) expect(cl.push({ line: small(i) })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 4096, dropped: { total: 0 } })
+  // A line that costs one whole batch: evicting the oldest waiting batch leaves exactly room for it.
+  expect(cl.push({ line: 'big '.padEnd(1024 - ENTRY_OVERHEAD_BYTES, 'y') })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 4096, dropped: { total: 8, buffer_full: 8 } })
+  // Now the buffer holds the wire batch, two waiting ones and the 1 KiB line (a batch of its own):
+  // a 2 KiB line needs two of the three waiting batches evicted, oldest first.
+  expect(cl.push({ line: 'huge '.padEnd(2048 - ENTRY_OVERHEAD_BYTES, 'z') })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 4096, dropped: { total: 24, buffer_full: 24 } })
+  assertIdentity(cl)
+})
+
+it('eviction cuts what waits in the batcher when no queued batch is left to evict', async () => {
+  // 2 KiB batches under a 4 KiB buffer: one batch on the wire, the rest of the buffer in the batcher.
+  const small = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(128 - ENTRY_OVERHEAD_BYTES, 'x')
+  const cl = tightClient({ overflow: 'drop-oldest', concurrency: 1, requestTimeoutMs: 60_000, batch: { maxBytes: 2048, maxWaitMs: 60_000 } })
+  for (let i = 0; i < 16; i++) cl.push({ line: small(i) })
+  await waitUntil(() => cl.stats().inFlight.entries === 16, 'first batch in flight')
+  for (let i = 16; i < 31; i++) expect(cl.push({ line: small(i) })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 3968, buffered: { entries: 15 }, dropped: { total: 0 } })
+  expect(cl.push({ line: 'newest '.padEnd(256 - ENTRY_OVERHEAD_BYTES, 'y') })).toBe(true)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 2048 + 256, buffered: { entries: 1 }, dropped: { total: 15, buffer_full: 15 } })
+  assertIdentity(cl)
+})
+
+it('an entry that cannot fit even once everything off the wire is evicted is refused, not waited for', async () => {
+  const small = (i: number) => `seq=${String(i).padStart(8, '0')} `.padEnd(128 - ENTRY_OVERHEAD_BYTES, 'x')
+  const cl = tightClient({ overflow: 'drop-oldest', concurrency: 1, requestTimeoutMs: 60_000, batch: { maxBytes: 2048, maxWaitMs: 60_000 } })
+  for (let i = 0; i < 16; i++) cl.push({ line: small(i) })
+  await waitUntil(() => cl.stats().inFlight.entries === 16, 'first batch in flight')
+  for (let i = 16; i < 24; i++) cl.push({ line: small(i) })
+  // 2 KiB stay on the wire: a 3000-byte line cannot fit under 4 KiB whatever is evicted.
+  expect(cl.push({ line: 'too big '.padEnd(3000 - ENTRY_OVERHEAD_BYTES, 'w') })).toBe(false)
+  expect(cl.stats()).toMatchObject({ bufferUsedBytes: 2048, inFlight: { entries: 16 }, buffered: { entries: 0 }, dropped: { buffer_full: 9 } })
+  assertIdentity(cl)
+})

@@ -295,7 +295,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
    * not yet reported by a warning are reported now.
    */
   #onExit(): void {
-    if (this.#state === 'destroyed') return
+    // Never after destroy(): it unregisters this hook before it returns.
     const replay = this.#replay
     if (replay !== undefined) {
       this.#batcher.cut()

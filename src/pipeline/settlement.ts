@@ -45,7 +45,7 @@ export class Settlement {
    * can fix and a spool is configured, otherwise dropped and counted under `reason`.
    */
   undelivered(batch: Batch, reason: DropReason, error?: LokiError): void {
-    if (batch.done) return
+    // A batch that already ended is refused by toSpool() and by #end(): counted once.
     if (SPOOLABLE.has(reason) && this.toSpool(batch)) return
     if (!this.#end(batch, `batch dropped: ${reason}`)) return
     this.#ledger.drop({ reason, entries: batch.entries, ...(error ? { error } : {}) })
