@@ -44,9 +44,22 @@ it('a transport closed before any attempt holds no connection, and a later attem
   expect(t.connections).toBe(0)
   await t.close()
   await t.destroy()
+  const refused = await send(t)
+  expect(refused).toMatchObject({ kind: 'retryable', failure: 'network' })
+  expect(refused.kind === 'retryable' && refused.error.message).toMatch(/the transport is closed/)
+  expect(t.connections).toBe(0)
+  expect(requests).toBe(0)
+})
+
+it('close() alone, before any attempt, is enough: a later attempt is refused without loading a pool or sending', async () => {
+  const { Transport } = await import('../src/transport/transport.js')
+  const url = await listen()
+  const t = new Transport(opts(url))
+  await t.close()
   expect(await send(t)).toMatchObject({ kind: 'retryable', failure: 'network' })
   expect(t.connections).toBe(0)
   expect(requests).toBe(0)
+  await t.destroy()
 })
 
 it('an HTTP client that cannot be loaded is a final LOKI_INTERNAL result; the next attempt loads it again and sends', async () => {
@@ -64,6 +77,9 @@ it('an HTTP client that cannot be loaded is a final LOKI_INTERNAL result; the ne
     expect(failed).toMatchObject({ kind: 'failure', failure: 'network' })
     expect(failed.kind === 'failure' && failed.error.code).toBe(ErrorCodes.INTERNAL)
     expect(failed.kind === 'failure' && failed.error.message).toMatch(/^could not load or set up the HTTP client: /)
+    // Why it could not be loaded stays reachable for whoever reads the drop.
+    // (vitest wraps the mock factory's throw in an error of its own: assert there is a cause.)
+    expect(failed.kind === 'failure' && failed.error.cause).toBeInstanceOf(Error)
     expect(requests).toBe(0)
     failLoad = false
     vi.resetModules()
