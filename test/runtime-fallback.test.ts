@@ -42,7 +42,9 @@ it('delivers every line exactly once through 503s, a 429 with Retry-After and a 
     url: srv.url,
     labels: { app: 'bun-like' },
     ...FAST,
-    requestTimeoutMs: 500,
+    // The stall costs one deadline; a short one would also cut a 503 that a loaded machine is
+    // slow to deliver, and count it as a timeout instead of the status the test expects.
+    requestTimeoutMs: 5000,
     concurrency: 2,
     batch: { maxEntries: 10, maxWaitMs: 10 },
     retry: { ...FAST.retry, maxRetryAfterMs: 2000 },
