@@ -5,9 +5,8 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
 import { getEventListeners } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
+import { createServer as createNetServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { buildConnector, errors as undiciErrors, Pool } from 'undici'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -15,18 +14,7 @@ import { ErrorCodes, LokiClient, type LokiHttpError, LokiNetworkError } from '..
 import type { DropEvent, FailedEvent, RequestEndMessage, RequestErrorMessage, RequestStartMessage } from '../src/index.js'
 import { resolveOptions, type LokiClientOptions } from '../src/model/options.js'
 import { DRAIN_LIMIT, ERROR_BODY_KEEP, trackingConnector, Transport, type SendResult } from '../src/transport/transport.js'
-import { FAST, waitUntil } from './helpers.js'
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void
-
-interface RawServer {
-  url: string
-  /** Connections accepted so far, and those still open. */
-  accepted: number
-  open: Set<Socket>
-  /** The socket each request arrived on, in order. */
-  sockets: Socket[]
-}
+import { FAST, startRawServer, waitUntil, within, type RawHandler, type RawServer } from './helpers.js'
 
 let cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -34,30 +22,11 @@ afterEach(async () => {
   cleanup = []
 })
 
-/** A plain HTTP server whose every request is answered by `handler` once its body has arrived. */
-async function rawServer(handler: Handler): Promise<RawServer> {
-  const state: RawServer = { url: '', accepted: 0, open: new Set(), sockets: [] }
-  const server: Server = createServer((req, res) => {
-    req.resume()
-    req.on('end', () => {
-      state.sockets.push(req.socket)
-      handler(req, res)
-    })
-  })
-  // Idle sockets stay open: a socket that closes during a test was closed by the client.
-  server.keepAliveTimeout = 120_000
-  server.on('connection', (socket: Socket) => {
-    state.accepted++
-    state.open.add(socket)
-    socket.on('close', () => state.open.delete(socket))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  cleanup.push(() => new Promise((r) => {
-    server.closeAllConnections()
-    server.close(r)
-  }))
-  return state
+/** A raw server (see startRawServer) closed after the test. */
+async function rawServer(handler: RawHandler): Promise<RawServer> {
+  const srv = await startRawServer(handler)
+  cleanup.push(srv.close)
+  return srv
 }
 
 function transport(url: string, extra: Partial<LokiClientOptions> = {}): Transport {
@@ -73,19 +42,7 @@ function send(t: Transport, signal: AbortSignal = new AbortController().signal):
   return t.send(BODY, signal, { batchId: ++batchId, attempt: 1, entries: 1 })
 }
 
-/** Fails the test with `what` if `p` has not settled within `ms` (a cap far above any honest run). */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const cap = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([p, cap])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
+// A trickling 2xx body, one over DRAIN_LIMIT and a 500 that breaks off: test/fetch-pool.test.ts, on both pools.
 describe('after a 2xx status the push is stored, whatever the body does next', () => {
   it('a 200 whose body breaks off is a success, counted, and its socket is gone', async () => {
     const srv = await rawServer((_req, res) => {
@@ -97,36 +54,6 @@ describe('after a 2xx status the push is stored, whatever the body does next', (
     expect(r).toEqual({ kind: 'success', status: 200 })
     expect(t.abandonedBodies).toBe(1)
     expect(srv.sockets).toHaveLength(1)
-  })
-
-  it('a 200 whose body trickles is cut after the drain time limit, not held until requestTimeoutMs', async () => {
-    const srv = await rawServer((_req, res) => {
-      res.writeHead(200, { 'content-length': 1000 })
-      res.write('x') // and nothing more, ever
-    })
-    const t = transport(srv.url, { requestTimeoutMs: 600_000 })
-    const r = await within(send(t), 15_000, 'the attempt')
-    expect(r).toEqual({ kind: 'success', status: 200 })
-    expect(t.abandonedBodies).toBe(1)
-    // The client destroyed the socket: the server sees it close.
-    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
-    expect(srv.sockets).toHaveLength(1)
-  })
-
-  it(`a 2xx body over DRAIN_LIMIT (${DRAIN_LIMIT} bytes) is not read to its end: success, its socket destroyed`, async () => {
-    const big = Buffer.alloc(DRAIN_LIMIT + 1024 * 1024, 0x78)
-    const srv = await rawServer((_req, res) => {
-      res.writeHead(200, { 'content-length': big.length })
-      res.end(big)
-    })
-    const t = transport(srv.url, { requestTimeoutMs: 600_000, concurrency: 1 })
-    expect(await within(send(t), 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
-    expect(t.abandonedBodies).toBe(1)
-    // The next attempt goes out on another connection: the first is not reused, and closes.
-    expect(await within(send(t), 15_000, 'the second attempt')).toEqual({ kind: 'success', status: 200 })
-    expect(srv.sockets).toHaveLength(2)
-    expect(srv.sockets[1]).not.toBe(srv.sockets[0])
-    await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
   })
 
   it('a 260 whose body breaks off is still blocked, not retried', async () => {
@@ -301,18 +228,6 @@ describe('every other path of an attempt', () => {
     }
     expect(t.abandonedBodies).toBe(1)
     await waitUntil(() => srv.sockets[0]!.closed, 'the socket to close')
-  })
-
-  it('a 500 whose body breaks off: the status decides (retryable 500), with what arrived of the body', async () => {
-    const srv = await rawServer((_req, res) => {
-      res.writeHead(500, { 'content-length': 1000 })
-      res.write('ingester unavailable', () => res.socket!.destroy())
-    })
-    const t = transport(srv.url)
-    const r = await send(t)
-    expect(r).toMatchObject({ kind: 'retryable', status: 500, failure: 'status5xx', retryAfterMs: undefined })
-    expect(r.kind === 'retryable' && (r.error as LokiHttpError).body).toBe('ingester unavailable')
-    expect(t.abandonedBodies).toBe(1)
   })
 
   it('408 and 429 are retryable with Retry-After; 413 is too_large; other 4xx are final', async () => {
@@ -493,6 +408,31 @@ describe('the attempt\'s deadline', () => {
       expect(r.kind === 'retryable' && r.error.code).toBe(ErrorCodes.REQUEST_TIMEOUT)
       expect(r.kind === 'retryable' && r.error.message).toMatch(message)
     }
+  })
+
+  it('ends at its deadline while the connect is still under way, however long connectTimeoutMs is; nothing left after destroy()', async () => {
+    // Accepts connections and never speaks TLS: the connect (the handshake) hangs until connectTimeoutMs.
+    const sockets = new Set<Socket>()
+    const silent = createNetServer((socket) => {
+      // Read, so the client's FIN is seen: a paused socket never emits 'end', nor closes.
+      socket.resume()
+      sockets.add(socket)
+      socket.on('close', () => sockets.delete(socket))
+    })
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    cleanup.push(() => new Promise((r) => {
+      for (const s of sockets) s.destroy()
+      silent.close(r)
+    }))
+    const url = `https://127.0.0.1:${(silent.address() as { port: number }).port}`
+    const t = transport(url, { requestTimeoutMs: 300, connectTimeoutMs: 600_000 })
+    const attempt = (timeoutMs?: number) => t.send(BODY, new AbortController().signal, { batchId: ++batchId, attempt: 1, entries: 1, timeoutMs })
+    // undici alone settles these only when the connect ends: ten minutes from now.
+    expect(await within(attempt(), 15_000, 'the attempt')).toMatchObject({ kind: 'retryable', failure: 'timeout' })
+    expect(await within(attempt(150), 15_000, 'the budgeted attempt')).toMatchObject({ kind: 'retryable', failure: 'timeout' })
+    await waitUntil(() => sockets.size > 0, 'the connect to reach the server')
+    await t.destroy()
+    await waitUntil(() => sockets.size === 0, 'the pending connects to be closed')
   })
 
   it('an attempt leaves no listener on the batch\'s signal, however it ends', async () => {

@@ -87,7 +87,11 @@ export class LokiHttpError extends LokiError {
   }
 }
 
-/** The attempt's total deadline (`requestTimeoutMs`) or an undici connect/headers/body timeout expired. */
+/**
+ * An attempt got no complete answer in time: its deadline passed (`requestTimeoutMs`, or what
+ * `retry.budgetMs` had left), or the connect (`connectTimeoutMs`) or the wait for headers timed
+ * out. A body that is slow after the status is never one: the status already decided.
+ */
 export class LokiTimeoutError extends LokiError {
   override name = 'LokiTimeoutError'
   constructor(message: string, cause?: unknown) {

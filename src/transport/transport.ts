@@ -280,6 +280,8 @@ function isBun(): boolean {
  * then the transport holds no pool, no socket and no undici. Bun's FetchPool needs no undici and
  * is built at construction, where Bun checks its TLS options.
  */
+function noop(): void {}
+
 export class Transport {
   readonly #opts: ResolvedOptions
   /** 'undici' forces undici's Pool; undefined lets the first attempt decide (isUndiciPool). */
@@ -333,6 +335,16 @@ export class Transport {
   }
 
   /**
+   * Loads undici and opens the pool now instead of on the first attempt; resolves once done (or
+   * at once when there is nothing to do). Never rejects: a failure to load is met again, and
+   * reported, by the first attempt.
+   */
+  prepare(): Promise<void> {
+    if (this.#stack !== undefined || this.#ended) return Promise.resolve()
+    return Promise.resolve(this.#pool()).then(noop, noop)
+  }
+
+  /**
    * Answers whose body was not read to its end (it broke off, ran past DRAIN_LIMIT or
    * DRAIN_TIME_LIMIT_MS, or the attempt ended meanwhile): each cost its socket. The status
    * still decided the outcome, so a 2xx among them counted as delivered and was not resent.
@@ -382,7 +394,14 @@ export class Transport {
       const pool = this.#pool()
       // The first attempt's load of undici counts against its deadline, and cannot outlast it.
       const ready = pool instanceof Promise ? await Promise.race([pool, rejectOnAbort(deadline.signal)]) : pool
-      const res = await ready.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      const request = ready.request({ method: 'POST', path: this.#path, headers, body: body.body, signal: deadline.signal })
+      // undici settles a request still waiting for its connect only once the connect ends, which
+      // connectTimeoutMs bounds, not this deadline (a budgeted attempt's is shorter): the attempt
+      // ends at its deadline regardless, and an answer that still comes has its body destroyed.
+      const res = await Promise.race([request, rejectOnAbort(deadline.signal)]).catch((err: unknown) => {
+        request.then((late) => late.body.destroy(), noop)
+        throw err
+      })
       // From here the status decides: after a 2xx Loki has stored the push, whatever the body
       // does next, and resending it would only spend quota on duplicates.
       const failed = res.statusCode < 200 || res.statusCode >= 300 || res.statusCode === 260
