@@ -38,6 +38,27 @@ const heavy = () => [...new Set(Object.keys(require.cache)
 })()
 `
 
+/** `client.preload()` pays for them up front: after it, both are loaded, nothing is sent or left open. */
+const PRELOAD_CHILD = String.raw`
+const [entry, url] = process.argv.slice(1)
+const heavy = () => [...new Set(Object.keys(require.cache)
+  .map((k) => /[\\/]node_modules[\\/](undici|snappy)[\\/]/.exec(k)?.[1])
+  .filter((m) => m !== undefined))].sort()
+;(async () => {
+  const { LokiClient } = require(entry)
+  const closedFirst = new LokiClient({ url, labels: { app: 'preload' } })
+  await closedFirst.close()
+  await closedFirst.preload()
+  const report = { afterClosedPreload: heavy() }
+  const client = new LokiClient({ url, labels: { app: 'preload' } })
+  await client.preload()
+  report.afterPreload = heavy()
+  report.connections = client.stats().connections
+  report.closed = (await client.close()).ok
+  process.stdout.write(JSON.stringify(report))
+})()
+`
+
 let srv: LokiTestServer
 beforeEach(async () => {
   srv = await createLokiTestServer()
@@ -63,3 +84,11 @@ for (const [format, file] of [['esm', 'index.js'], ['cjs', 'index.cjs']] as cons
     expect(srv.entries.map((e) => e.line)).toEqual(['the first line of a fresh process'])
   }, 90_000)
 }
+
+it('client.preload() loads both up front (a no-op once closed) and leaves nothing open', async () => {
+  const entry = DIST + 'index.cjs'
+  if (!existsSync(entry)) throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
+  const { stdout } = await promisify(execFile)(process.execPath, ['-e', PRELOAD_CHILD, entry, srv.url], { timeout: 60_000 })
+  expect(JSON.parse(stdout)).toEqual({ afterClosedPreload: [], afterPreload: ['snappy', 'undici'], connections: 0, closed: true })
+  expect(srv.entries).toEqual([])
+}, 90_000)

@@ -2,6 +2,7 @@
 // with the built package installed in their node_modules. What is proved is shutdown: every line
 // delivered exactly once when Loki is healthy, and no process kept alive past the close deadline
 // when it is not.
+import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { killAll, makeAppDir, removeAppDir, requireBuild, runChild, type ChildResult } from './fixtures/app-dir.js'
@@ -11,7 +12,7 @@ let server: LokiTestServer
 
 beforeAll(() => {
   requireBuild('pino/index.js', 'pino/index.cjs')
-  dir = makeAppDir(['pino-app.mjs', 'pino-app.cjs'], ['pino'])
+  dir = makeAppDir(['pino-app.mjs', 'pino-app.cjs', 'pino-preload-app.mjs', 'pino-preload-probe.mjs'], ['pino'])
 })
 
 afterEach(async () => {
@@ -120,6 +121,18 @@ describe('pino worker transport: healthy Loki', () => {
     expectCleanExit(r)
     const bySeq = new Map(s.entries.map((e) => [(JSON.parse(e.line) as { seq: number }).seq, e.labels.level]))
     expect(Object.fromEntries(bySeq)).toEqual({ 1: 'info', 2: 'audit', 3: 'fatal' })
+  })
+})
+
+describe('pino worker transport: start-up', () => {
+  it('the worker loads the HTTP stack and the compressor before it reports ready, not in the first burst', async () => {
+    const s = await start()
+    const reportFile = join(dir!, `preload-${process.pid}.json`)
+    const r = await runChild(dir!, 'pino-preload-app.mjs', [s.url, reportFile], { timeoutMs: 60_000 }).result
+    expectCleanExit(r)
+    // Loaded during start-up: nothing before the destination was made, both once it was ready.
+    expect(r.messages).toContainEqual({ before: [], ready: ['snappy', 'undici'] })
+    expect(s.entries.map((e) => JSON.parse(e.line).msg)).toEqual(['after ready'])
   })
 })
 

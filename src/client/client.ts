@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { Batcher, type CutBatch } from '../pipeline/batcher.js'
 import { Breaker, type BreakerState } from '../pipeline/breaker.js'
 import { Delivery } from '../pipeline/delivery.js'
+import { preloadCodecs } from '../encode/index.js'
 import type { LokiClientEvents } from '../model/events.js'
 import { registerExitFlush, unregisterExitFlush, type ExitHooks } from './exit.js'
 import { Intake } from './intake.js'
@@ -171,6 +172,18 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     this.#ledger.pushed++
     if (this.#state !== 'open') return this.#ledger.refuse('closed')
     return this.#intake.accept(e)
+  }
+
+  /**
+   * Loads the HTTP stack (undici) and the compressors now rather than with the first batch, and
+   * resolves once they are loaded. They are left out of `import` so a service does not pay for
+   * them at start-up; a process that exists to ship logs can pay up front instead, off its hot
+   * path (the pino worker transport does, before it reports ready). Never rejects: a failure to
+   * load is met again, and reported, by the first send. A no-op once closed.
+   */
+  async preload(): Promise<void> {
+    if (this.#state !== 'open') return
+    await Promise.all([this.#transport.prepare(), preloadCodecs()])
   }
 
   /** drop-oldest: evicts waiting batches, oldest first, until `cost` fits. */

@@ -23,6 +23,14 @@ export interface EncodeOptions {
   gzipLevel: number
 }
 
+/** Loads the compressors now rather than with the first batch. Never rejects: the first batch meets a failure again. */
+export function preloadCodecs(): Promise<void> {
+  return loadCodecs().then(
+    () => undefined,
+    () => undefined,
+  )
+}
+
 /**
  * Turns a batch into a push body. Protobuf is snappy-compressed in block format (what Loki
  * expects for application/x-protobuf); gzip for JSON runs on libuv's thread pool so a large
