@@ -5,30 +5,13 @@
  * status, Retry-After, one deadline per attempt, bodies drained or given up, the cap on requests
  * in flight, close() and destroy().
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import { createServer } from 'node:http'
-import type { Socket } from 'node:net'
 import { Pool } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ErrorCodes, LokiNetworkError, LokiOptionError, LokiTimeoutError, type LokiHttpError } from '../src/index.js'
 import { resolveOptions, type LokiClientOptions } from '../src/model/options.js'
 import { isUndiciPool } from '../src/transport/fetch.js'
 import { DRAIN_LIMIT, Transport, type SendResult } from '../src/transport/transport.js'
-import { waitUntil } from './helpers.js'
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void
-
-interface RawServer {
-  url: string
-  accepted: number
-  /** Connections open now, and the most open at once. */
-  open: Set<Socket>
-  peak: number
-  /** Requests whose body has arrived and that have no answer yet. */
-  waiting: ServerResponse[]
-  /** The socket each request arrived on, in order. */
-  sockets: Socket[]
-}
+import { startRawServer, waitUntil, within, type RawHandler, type RawServer } from './helpers.js'
 
 let cleanup: Array<() => Promise<unknown>> = []
 afterEach(async () => {
@@ -36,30 +19,11 @@ afterEach(async () => {
   cleanup = []
 })
 
-async function rawServer(handler: Handler): Promise<RawServer> {
-  const state: RawServer = { url: '', accepted: 0, open: new Set(), peak: 0, waiting: [], sockets: [] }
-  const server: Server = createServer((req, res) => {
-    req.resume()
-    req.on('end', () => {
-      state.sockets.push(req.socket)
-      state.waiting.push(res)
-      res.on('close', () => state.waiting.splice(state.waiting.indexOf(res), 1))
-      handler(req, res)
-    })
-  })
-  server.on('connection', (socket: Socket) => {
-    state.accepted++
-    state.open.add(socket)
-    state.peak = Math.max(state.peak, state.open.size)
-    socket.on('close', () => state.open.delete(socket))
-  })
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  cleanup.push(() => new Promise((r) => {
-    server.closeAllConnections()
-    server.close(r)
-  }))
-  return state
+/** A raw server (see startRawServer) closed after the test. */
+async function rawServer(handler: RawHandler): Promise<RawServer> {
+  const srv = await startRawServer(handler)
+  cleanup.push(srv.close)
+  return srv
 }
 
 const BODY = { body: Buffer.from('{"streams":[]}'), contentType: 'application/json', contentEncoding: undefined }
@@ -136,26 +100,33 @@ describe.each(['undici', 'fetch'] as const)('the transport on the %s pool', (htt
     if (http === 'fetch') expect(t.connections).toBe(0)
   })
 
-  it('a 200 whose body trickles: a success, the body given up after the drain time limit, its connection closed', async () => {
+  it('a 200 whose body trickles: a success, the body given up after the drain time limit (not held until requestTimeoutMs), its connection closed', async () => {
     const srv = await rawServer((_req, res) => {
       res.writeHead(200, { 'content-length': 1000 })
       res.write('x') // and nothing more, ever
     })
     const t = transport(srv.url, { requestTimeoutMs: 600_000 })
-    expect(await send(t)).toEqual({ kind: 'success', status: 200 })
+    // Not held until requestTimeoutMs: the cap is far below it.
+    expect(await within(send(t), 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
     expect(t.abandonedBodies).toBe(1)
+    // The client destroyed the socket: the server sees it close.
     await waitUntil(() => srv.sockets[0]!.closed, 'the connection to close')
+    expect(srv.sockets).toHaveLength(1)
   })
 
-  it(`a 200 body over DRAIN_LIMIT (${DRAIN_LIMIT} bytes) is given up, not read to its end`, async () => {
+  it(`a 200 body over DRAIN_LIMIT (${DRAIN_LIMIT} bytes) is given up, not read to its end, and its connection not reused`, async () => {
     const big = Buffer.alloc(DRAIN_LIMIT + 1024 * 1024, 0x78)
     const srv = await rawServer((_req, res) => {
       res.writeHead(200, { 'content-length': big.length })
       res.end(big)
     })
     const t = transport(srv.url, { requestTimeoutMs: 600_000, concurrency: 1 })
-    expect(await send(t)).toEqual({ kind: 'success', status: 200 })
+    expect(await within(send(t), 15_000, 'the attempt')).toEqual({ kind: 'success', status: 200 })
     expect(t.abandonedBodies).toBe(1)
+    // The next attempt goes out on another connection: the first is not reused, and closes.
+    expect(await within(send(t), 15_000, 'the second attempt')).toEqual({ kind: 'success', status: 200 })
+    expect(srv.sockets).toHaveLength(2)
+    expect(srv.sockets[1]).not.toBe(srv.sockets[0])
     await waitUntil(() => srv.sockets[0]!.closed, 'the connection to close')
   })
 
@@ -166,7 +137,7 @@ describe.each(['undici', 'fetch'] as const)('the transport on the %s pool', (htt
     })
     const t = transport(srv.url)
     const r = await send(t)
-    expect(r).toMatchObject({ kind: 'retryable', status: 500, failure: 'status5xx' })
+    expect(r).toMatchObject({ kind: 'retryable', status: 500, failure: 'status5xx', retryAfterMs: undefined })
     expect(r.kind === 'retryable' && (r.error as LokiHttpError).body).toBe('ingester unavailable')
     expect(t.abandonedBodies).toBe(1)
   })

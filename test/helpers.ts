@@ -1,4 +1,6 @@
 import { createHook } from 'node:async_hooks'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { isMainThread } from 'node:worker_threads'
 import { afterEach, beforeEach } from 'vitest'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
@@ -164,4 +166,74 @@ export function useLoki(): { srv: LokiTestServer; client: LokiClient | undefined
     await ctx.srv.close()
   })
   return ctx
+}
+
+/** Fails with `what` if `p` has not settled within `ms` (a cap far above any honest run, not a speed limit). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const cap = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([p, cap])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+export type RawHandler = (req: IncomingMessage, res: ServerResponse) => void
+
+/** A plain node:http server on 127.0.0.1 and what it saw: for the transport's own tests. */
+export interface RawServer {
+  url: string
+  /** Connections accepted so far. */
+  accepted: number
+  /** Connections open now, and the most open at once. */
+  open: Set<Socket>
+  peak: number
+  /** Requests whose body has arrived and that have no answer yet. */
+  waiting: ServerResponse[]
+  /** The socket each request arrived on, in order. */
+  sockets: Socket[]
+  /** Closes every connection and the server. */
+  close(): Promise<void>
+}
+
+/**
+ * A plain HTTP server whose every request is answered by `handler` once its body has arrived.
+ * Idle sockets stay open (a two-minute keep-alive): a socket that closes during a test was
+ * closed by the client.
+ */
+export async function startRawServer(handler: RawHandler): Promise<RawServer> {
+  const server: Server = createServer((req, res) => {
+    req.resume()
+    req.on('end', () => {
+      state.sockets.push(req.socket)
+      state.waiting.push(res)
+      res.on('close', () => state.waiting.splice(state.waiting.indexOf(res), 1))
+      handler(req, res)
+    })
+  })
+  const state: RawServer = {
+    url: '',
+    accepted: 0,
+    open: new Set(),
+    peak: 0,
+    waiting: [],
+    sockets: [],
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections()
+      server.close(() => r())
+    }),
+  }
+  server.keepAliveTimeout = 120_000
+  server.on('connection', (socket: Socket) => {
+    state.accepted++
+    state.open.add(socket)
+    state.peak = Math.max(state.peak, state.open.size)
+    socket.on('close', () => state.open.delete(socket))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  state.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  return state
 }
