@@ -345,6 +345,46 @@ describe('client with a spool', () => {
     await srv.close()
   })
 
+  it('problems met while the constructor runs reach a listener attached right after it', async () => {
+    // A corrupt record, which the constructor's first replay meets, and an unusable directory.
+    const data = segmentBytes('only')
+    data[data.length - 1] = data[data.length - 1]! ^ 0xff
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+    const file = join(dir, 'a-file')
+    writeFileSync(file, 'x')
+    const seen: string[] = []
+    const corrupt = new LokiClient({ url: srv.url, labels: { app: 'spool' }, spool: { dir } })
+    corrupt.on('spool', (p) => seen.push(p.reason))
+    const unusable = new LokiClient({ url: srv.url, labels: { app: 'spool' }, spool: { dir: join(file, 'sub') } })
+    unusable.on('spool', (p) => seen.push(p.reason))
+    expect(seen).toEqual([])
+    await waitUntil(() => seen.length === 2, 'both problems to be reported')
+    expect(seen.sort()).toEqual(['corrupt_record', 'read_failed'])
+    expect(corrupt.stats().spool.errors).toBe(1)
+    await corrupt.close()
+    await unusable.close()
+  })
+
+  it('with no \'spool\' listener a problem is a LOKIWIRE_SPOOL warning: a lost record is never silent', async () => {
+    const data = segmentBytes('only')
+    data[data.length - 1] = data[data.length - 1]! ^ 0xff
+    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+    const warnings: Array<{ code?: string; message: string }> = []
+    const onWarning = (w: Error & { code?: string }) => warnings.push({ code: w.code, message: w.message })
+    process.on('warning', onWarning)
+    try {
+      const client = new LokiClient({ url: srv.url, labels: { app: 'spool' }, spool: { dir } })
+      // Summed into one warning, which close() reports at the latest.
+      await client.close()
+      await waitUntil(() => warnings.some((w) => w.code === 'LOKIWIRE_SPOOL'), 'the spool warning')
+      expect(warnings.filter((w) => w.code === 'LOKIWIRE_SPOOL')).toEqual([
+        { code: 'LOKIWIRE_SPOOL', message: expect.stringMatching(/^lokiwire spool reported 1 problem \(corrupt_record: 1\) and the client has no 'spool' listener; last error: corrupt_record in lokiwire-1700000000000-1-0\.spool$/) },
+      ])
+    } finally {
+      process.off('warning', onWarning)
+    }
+  })
+
   it('spools batches whose retries ran out, replays them after recovery, exactly once', async () => {
     srv.setFault({ type: 'status', status: 503 })
     const client = new LokiClient({

@@ -3,7 +3,7 @@ import { Batcher, type CutBatch } from '../pipeline/batcher.js'
 import { Breaker, type BreakerState } from '../pipeline/breaker.js'
 import { Delivery } from '../pipeline/delivery.js'
 import { preloadCodecs } from '../encode/index.js'
-import type { LokiClientEvents } from '../model/events.js'
+import type { LokiClientEvents, SpoolEvent } from '../model/events.js'
 import { registerExitFlush, unregisterExitFlush, type ExitHooks } from './exit.js'
 import { Intake } from './intake.js'
 import { Ledger } from '../pipeline/ledger.js'
@@ -122,6 +122,14 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     })
     const encoding = { encoding: opts.encoding, gzipLevel: opts.gzipLevel }
     const queue = (this.#queue = new BatchQueue(opts.concurrency, (b): Promise<void> => delivery.run(b)))
+    // Spool problems found while this constructor runs (an unusable directory, a corrupt record
+    // met by the first replay) are held for one turn of the event loop, so that listeners
+    // attached right after `new LokiClient()` hear of them.
+    let held: SpoolEvent[] | undefined = []
+    const spoolProblem = (problem: SpoolEvent): void => {
+      if (held === undefined) ledger.spool(problem)
+      else held.push(problem)
+    }
     this.#replay = opts.spool === undefined
       ? undefined
       : new SpoolReplay({
@@ -133,7 +141,7 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
         loadBelowBytes: opts.maxBufferBytes / 2,
         bufferUsed: () => this.bufferUsedBytes,
         open: () => this.#state === 'open',
-        onProblem: (problem) => ledger.emit('spool', problem),
+        onProblem: spoolProblem,
       })
     this.#settlement = new Settlement({ queue, ledger, replay: this.#replay })
     const delivery = new Delivery({
@@ -153,6 +161,14 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
     // Always: besides flushOnExit and the spool, the 'exit' hook reports what the exit loses.
     registerExitFlush(this.#exitHooks)
     this.#replay?.start()
+    if (held.length === 0) held = undefined
+    else {
+      setImmediate(() => {
+        const problems = held ?? []
+        held = undefined
+        for (const problem of problems) ledger.spool(problem)
+      })
+    }
   }
 
   /**

@@ -3,13 +3,16 @@
  * anyone must listen to: the client reports lost entries this way only while nobody listens to
  * 'drop', so a user who handles drops hears of them once, and one who does not still hears.
  */
+import type { SpoolEvent } from './events.js'
 import type { DropReason } from './types.js'
 
 /** `code` of the warning that reports entries dropped while the client had no 'drop' listener. */
 export const DROPPED_WARNING = 'LOKIWIRE_DROPPED'
+/** `code` of the warning that reports spool problems while the client had no 'spool' listener. */
+export const SPOOL_WARNING = 'LOKIWIRE_SPOOL'
 /** `code` of the warning, once per client, that an entry had no stream labels at all. */
 export const NO_LABELS_WARNING = 'LOKIWIRE_NO_LABELS'
-/** At most one drop warning per client in this period; the drops between are summed into the next. */
+/** At most one drop (or spool) warning per client in this period; what comes between is summed into the next. */
 export const DROPPED_WARNING_INTERVAL_MS = 10_000
 
 /**
@@ -23,24 +26,38 @@ function emitWarningNow(message: string, code: string): void {
   process.emit('warning', warning)
 }
 
-/** `dropped 3 log entries (buffer_full: 2, rejected: 1)`: the words every drop report uses. */
-export function droppedSummary(dropped: Partial<Record<DropReason, number>>, total: number): string {
-  const reasons = Object.entries(dropped).map(([r, n]) => `${r}: ${n}`).join(', ')
-  return `dropped ${total} log ${total === 1 ? 'entry' : 'entries'} (${reasons})`
+/** `buffer_full: 2, rejected: 1` */
+function byReason(counts: Readonly<Record<string, number | undefined>>): string {
+  return Object.entries(counts).map(([r, n]) => `${r}: ${n}`).join(', ')
 }
 
-/** Sums drops by reason and reports them as one warning per interval. */
-export class DropWarnings {
-  #pending: Partial<Record<DropReason, number>> = {}
+/** `dropped 3 log entries (buffer_full: 2, rejected: 1)`: the words every drop report uses. */
+export function droppedSummary(dropped: Partial<Record<DropReason, number>>, total: number): string {
+  return `dropped ${total} log ${total === 1 ? 'entry' : 'entries'} (${byReason(dropped)})`
+}
+
+/**
+ * Sums problems by reason and reports them as one warning per interval: a burst of them becomes
+ * one line on stderr, and a long outage one line every DROPPED_WARNING_INTERVAL_MS.
+ */
+class SummedWarnings<R extends string> {
+  readonly #code: string
+  readonly #describe: (counts: Partial<Record<R, number>>, total: number) => string
+  #pending: Partial<Record<R, number>> = {}
   #total = 0
   #lastError: string | undefined
   #lastAt = Number.NEGATIVE_INFINITY
   #timer: NodeJS.Timeout | undefined
 
-  /** Counts a drop nobody listened to; the warning goes out at once or when the interval ends. */
-  note(reason: DropReason, entries: number, error: string | undefined): void {
-    this.#pending[reason] = (this.#pending[reason] ?? 0) + entries
-    this.#total += entries
+  constructor(code: string, describe: (counts: Partial<Record<R, number>>, total: number) => string) {
+    this.#code = code
+    this.#describe = describe
+  }
+
+  /** Counts `n` problems nobody listened to; the warning goes out at once or when the interval ends. */
+  note(reason: R, n: number, error: string | undefined): void {
+    this.#pending[reason] = (this.#pending[reason] ?? 0) + n
+    this.#total += n
     if (error !== undefined) this.#lastError = error
     if (this.#timer !== undefined) return
     // Even when due now, a timer: a burst pushed in one go becomes one warning, not two.
@@ -58,18 +75,37 @@ export class DropWarnings {
     clearTimeout(this.#timer)
     this.#timer = undefined
     if (this.#total === 0) return
-    const message = `lokiwire ${droppedSummary(this.#pending, this.#total)} and the client has no 'drop' listener` +
-      (this.#lastError === undefined ? '' : `; last error: ${this.#lastError}`)
+    const message = this.#describe(this.#pending, this.#total) + (this.#lastError === undefined ? '' : `; last error: ${this.#lastError}`)
     this.#pending = {}
     this.#total = 0
     this.#lastError = undefined
     this.#lastAt = Date.now()
     try {
-      if (sync) emitWarningNow(message, DROPPED_WARNING)
-      else process.emitWarning(message, { code: DROPPED_WARNING })
+      if (sync) emitWarningNow(message, this.#code)
+      else process.emitWarning(message, { code: this.#code })
     } catch {
       // A 'warning' listener that throws (or --throw-deprecation gone wrong) must not reach the host.
     }
+  }
+}
+
+/** Drops reported while the client has no 'drop' listener. */
+export class DropWarnings extends SummedWarnings<DropReason> {
+  constructor() {
+    super(DROPPED_WARNING, (counts, total) => `lokiwire ${droppedSummary(counts, total)} and the client has no 'drop' listener`)
+  }
+}
+
+/**
+ * Spool problems reported while the client has no 'spool' listener. Most also show as drops
+ * (a batch the spool could not take keeps its reason), but a corrupt or unreadable record lost
+ * entries no drop counts: without this, only `stats().spool.errors` would know.
+ */
+export class SpoolWarnings extends SummedWarnings<SpoolEvent['reason']> {
+  constructor() {
+    super(SPOOL_WARNING, (counts, total) => {
+      return `lokiwire spool reported ${total} ${total === 1 ? 'problem' : 'problems'} (${byReason(counts)}) and the client has no 'spool' listener`
+    })
   }
 }
 

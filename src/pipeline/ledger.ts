@@ -1,8 +1,8 @@
 import type { EventEmitter } from 'node:events'
 import { LokiEntryError } from '../model/errors.js'
-import type { DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent } from '../model/events.js'
+import type { DropEvent, FailedEvent, LokiClientEvents, RetryEvent, SentEvent, SpoolEvent } from '../model/events.js'
 import { DROP_REASONS, type DropReason, type FailureClass } from '../model/types.js'
-import { DropWarnings } from '../model/warnings.js'
+import { DropWarnings, SpoolWarnings } from '../model/warnings.js'
 
 export type DropCounts = { total: number } & Record<DropReason, number>
 export type FailureCounts = { total: number } & Record<FailureClass, number>
@@ -30,6 +30,7 @@ export class Ledger {
   listenerErrors = 0
   readonly #events: EventEmitter<LokiClientEvents>
   readonly #warnings = new DropWarnings()
+  readonly #spoolWarnings = new SpoolWarnings()
 
   constructor(events: EventEmitter<LokiClientEvents>) {
     this.#events = events
@@ -76,9 +77,19 @@ export class Ledger {
     return false
   }
 
-  /** Reports drops not yet reported by a warning; `sync` at process exit, where no timer runs. */
+  /** A spool problem (counted by the spool's owner): an event, or a warning when nobody listens. */
+  spool(e: SpoolEvent): void {
+    if (this.#events.listenerCount('spool') > 0) this.emit('spool', e)
+    else {
+      const detail = e.error instanceof Error ? e.error.message : e.file === undefined ? undefined : `${e.reason} in ${e.file}`
+      this.#spoolWarnings.note(e.reason, 1, detail)
+    }
+  }
+
+  /** Reports drops and spool problems not yet reported by a warning; `sync` at process exit, where no timer runs. */
   flushWarnings(sync: boolean): void {
     this.#warnings.flush(sync)
+    this.#spoolWarnings.flush(sync)
   }
 
   emit<K extends keyof LokiClientEvents>(name: K, ...args: LokiClientEvents[K]): void {
