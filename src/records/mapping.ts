@@ -242,9 +242,10 @@ const MAX_EXACT_DIGITS = 15
 /** What readPinoHead() returns: one object, overwritten by the next call. */
 const head = { level: 0, time: 0 }
 
-/** The integer written in `line` from `from` up to (not including) `to`, or -1 past MAX_EXACT_DIGITS. */
+/** The integer written in `line` from `from` up to (not including) `to`, as JSON.parse reads it. */
 function digitsAt(line: string, from: number, to: number): number {
-  if (to - from > MAX_EXACT_DIGITS) return -1
+  // Longer ones (microsecond and nanosecond times) are rounded as Number() rounds them.
+  if (to - from > MAX_EXACT_DIGITS) return Number(line.slice(from, to))
   let n = 0
   for (let i = from; i < to; i++) n = n * 10 + line.charCodeAt(i) - 48
   return n
@@ -270,7 +271,6 @@ export function readPinoHead(line: string): { readonly level: number; readonly t
   const level = digitsAt(line, LEVEL_AT, levelEnd)
   // The head ends with the comma after the time.
   const time = digitsAt(line, levelEnd + TIME_AFTER_LEVEL, end - 1)
-  if (level < 0 || time < 0) return undefined
   head.level = level
   head.time = time
   return head
@@ -556,13 +556,11 @@ export class RecordMapper {
       line = this.#written(o.line, record, level, serialized)
     }
 
-    const entry: LogEntry = { line }
-    if (labels !== undefined) entry.labels = labels
-    if (metadata !== undefined) entry.metadata = metadata
     // 'received': no timestamp, so the client stamps the entry as it takes it, now.
-    const ts = time === undefined || o.timestamp === 'received' ? undefined : readRecordTime(time)
-    if (ts !== undefined) entry.timestamp = ts
-    return entry
+    const timestamp = time === undefined || o.timestamp === 'received' ? undefined : readRecordTime(time)
+    // Every field in the literal, absent ones undefined: one object shape for every entry, laid
+    // out at once, which the client reads the same way (undefined is "not given" there).
+    return { line, labels, metadata, timestamp }
   }
 
   /** The record's own string-keyed fields, in its order, minus the layout's omitted ones. */
