@@ -1,6 +1,7 @@
 import { buildRequest, EntryBuffer, type EncodedBatch, type StreamPart } from '../encode/index.js'
 import type { ResolvedStream } from '../model/labels.js'
 import type { TimestampParts } from '../model/timestamp.js'
+import { HashCounts } from './hash-counts.js'
 
 export interface BatchLimits {
   maxEntries: number
@@ -18,10 +19,12 @@ export interface StreamBuffer {
   lastMs: number
   firstHash: number
   /**
-   * How many lines of each hash were seen in `lastMs`: created only when a second entry lands
-   * in the same millisecond.
+   * How many lines of each hash were seen in `lastMs`, while `counting`: created the first time
+   * a second entry lands in one millisecond of the stream, then reused.
    */
-  seen: Map<number, number> | undefined
+  seen: HashCounts | undefined
+  /** `seen` holds the counts of `lastMs` (false until a second entry lands in it). */
+  counting: boolean
   /** Kept across prunes: the default stream is referenced directly by the client. */
   pinned: boolean
   /** The batcher's prune count when the stream last got an entry: it is idle if that is past. */
@@ -67,7 +70,7 @@ export class Batcher {
   stream(resolved: ResolvedStream, pinned = false): StreamBuffer {
     let s = this.#streams.get(resolved.selector)
     if (s === undefined) {
-      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, pinned, epoch: this.#epoch }
+      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, counting: false, pinned, epoch: this.#epoch }
       this.#streams.set(resolved.selector, s)
     }
     return s
@@ -118,17 +121,16 @@ export class Batcher {
     if (ms !== stream.lastMs) {
       stream.lastMs = ms
       stream.firstHash = hash
-      stream.seen = undefined
+      stream.counting = false
       return 0
     }
-    const seen = (stream.seen ??= new Map([[stream.firstHash, 1]]))
-    const n = seen.get(hash)
-    if (n === undefined) {
-      seen.set(hash, 1)
-      return 0
+    const seen = (stream.seen ??= new HashCounts())
+    if (!stream.counting) {
+      stream.counting = true
+      seen.clear()
+      seen.bump(stream.firstHash)
     }
-    seen.set(hash, n + 1)
-    return Math.min(n, MAX_SUB_MS)
+    return Math.min(seen.bump(hash), MAX_SUB_MS)
   }
 
   /** Hands everything buffered on as one batch (no-op when empty). */
