@@ -21,6 +21,7 @@ export default {
     'src/pipeline/queue.ts',
     'src/pipeline/breaker.ts',
     'src/pipeline/batcher.ts',
+    'src/pipeline/hash-counts.ts',
     'src/spool/spool.ts',
     // The client's lifecycle: since the split, the end of a batch and spool replay live in
     // modules of their own, and client.ts is wiring, eviction, flush, close and destroy.

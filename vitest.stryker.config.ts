@@ -22,6 +22,7 @@ export default defineConfig({
       'test/close.test.ts',
       'test/exit.test.ts',
       'test/flush.test.ts',
+      'test/hash-counts.test.ts',
       'test/options.test.ts',
       'test/overflow.test.ts',
       'test/push.test.ts',
