@@ -42,7 +42,8 @@ export class EntryBuffer {
     let buf = this.#buf
     if (buf === undefined || need > buf.length) buf = this.#grow(need)
     this.#lastStart = this.#length
-    this.#length = writeRecord(buf, this.#length, ms, ns, line, lineBytes, meta, metaBytes)
+    const seconds = Math.floor(ms / 1000)
+    this.#length = writeRecord(buf, this.#length, seconds, (ms - seconds * 1000) * 1_000_000 + ns, line, lineBytes, meta, metaBytes)
     this.#lastLineEnd = this.#length - metaBytes
     this.#lastLineStart = this.#lastLineEnd - lineBytes
     this.count++

@@ -113,22 +113,22 @@ export const MAX_RECORD_OVERHEAD = 1 + 5 + 1 + 1 + 1 + 10 + 1 + 5 + 1 + 5
 
 /**
  * A record's exact size is needed before its first byte (it is length-prefixed), so this
- * computes the sizes, then writes. `ms` is epoch milliseconds, `ns` the nanoseconds within it;
- * `metaBytes` is recordMetaBytes(meta), 0 without metadata. Returns the offset after the record;
- * the caller guarantees room for `lineBytes + metaBytes + MAX_RECORD_OVERHEAD`.
+ * computes the sizes, then writes. The timestamp comes as `seconds` since the epoch and `nanos`
+ * within that second, both small integers: an epoch-milliseconds double passed to a call that is
+ * not inlined would be boxed in a new heap number for every record. `metaBytes` is
+ * recordMetaBytes(meta), 0 without metadata. Returns the offset after the record; the caller
+ * guarantees room for `lineBytes + metaBytes + MAX_RECORD_OVERHEAD`.
  */
 export function writeRecord(
   buf: Buffer,
   pos: number,
-  ms: number,
-  ns: number,
+  seconds: number,
+  nanos: number,
   line: string,
   lineBytes: number,
   meta: readonly string[] | undefined,
   metaBytes: number,
 ): number {
-  const seconds = Math.floor(ms / 1000)
-  const nanos = (ms - seconds * 1000) * 1_000_000 + ns
   const tsSize = (seconds > 0 ? 1 + varintSize(seconds) : 0) + (nanos > 0 ? 1 + varintSize(nanos) : 0)
   const size = 1 + varintSize(tsSize) + tsSize + 1 + varintSize(lineBytes) + lineBytes + metaBytes
   buf[pos++] = TAG_2_LEN
