@@ -30,9 +30,12 @@ describe('HashCounts', () => {
     expect(counts.capacity).toBeGreaterThanOrEqual(model.size * 2)
   })
 
-  it('takes the largest 30-bit hash and 0', () => {
+  it('takes the largest 30-bit hash, 0 and 1, and clear() forgets each of them', () => {
     const counts = new HashCounts()
-    expect([counts.bump(0x3fffffff), counts.bump(0), counts.bump(0x3fffffff), counts.bump(0)]).toEqual([0, 0, 1, 1])
+    const edge = [0x3fffffff, 0, 1]
+    expect([...edge, ...edge].map((h) => counts.bump(h))).toEqual([0, 0, 0, 1, 1, 1])
+    counts.clear()
+    expect(edge.map((h) => counts.bump(h))).toEqual([0, 0, 0])
   })
 
   it('clear() forgets every hash and keeps a small table', () => {
@@ -43,6 +46,30 @@ describe('HashCounts', () => {
     expect(counts.size).toBe(0)
     for (const h of hashes(20)) expect(counts.bump(h)).toBe(0)
     expect(counts.capacity).toBe(capacity)
+  })
+
+  it('a table under 4,096 slots is kept however little it was used', () => {
+    const counts = new HashCounts()
+    for (let h = 0; h < 100; h++) counts.bump(h)
+    const capacity = counts.capacity
+    expect(capacity).toBe(256)
+    counts.clear()
+    counts.bump(1)
+    counts.clear()
+    expect(counts.capacity).toBe(capacity)
+  })
+
+  it('a table of 4,096 slots is given back below an eighth used (512 hashes), and kept at an eighth', () => {
+    const counts = new HashCounts()
+    for (let h = 0; h < 1100; h++) counts.bump(h)
+    expect(counts.capacity).toBe(4096)
+    counts.clear()
+    for (let h = 0; h < 512; h++) counts.bump(h)
+    counts.clear()
+    expect(counts.capacity).toBe(4096)
+    for (let h = 0; h < 511; h++) counts.bump(h)
+    counts.clear()
+    expect(counts.capacity).toBe(64)
   })
 
   it('clear() gives back a large table that was mostly unused, and keeps one that was well used', () => {
