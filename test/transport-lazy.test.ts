@@ -141,3 +141,29 @@ it('a client whose HTTP client cannot be loaded drops the batch as internal_erro
     await c.destroy()
   }
 })
+
+it('prepare() loads the HTTP client once, before any attempt, and sends nothing; after close() it loads nothing', async () => {
+  let loads = 0
+  vi.doMock('../src/transport/undici-pool.js', async (importOriginal) => {
+    loads++
+    return importOriginal()
+  })
+  vi.resetModules()
+  const { Transport } = await import('../src/transport/transport.js')
+  const url = await listen()
+  const closed = new Transport(opts(url))
+  await closed.close()
+  await closed.prepare()
+  expect(loads).toBe(0)
+  const t = new Transport(opts(url))
+  try {
+    await t.prepare()
+    expect(loads).toBe(1)
+    await t.prepare()
+    expect(await send(t)).toEqual({ kind: 'success', status: 204 })
+    expect(loads).toBe(1)
+    expect(requests).toBe(1)
+  } finally {
+    await t.destroy()
+  }
+})
