@@ -271,6 +271,8 @@ function isBun(): boolean {
   return typeof (globalThis as { Bun?: unknown }).Bun === 'object'
 }
 
+function noop(): void {}
+
 /**
  * The HTTP layer: one undici Pool per client, sized to the client's concurrency, so the number
  * of sockets to Loki can never exceed it. Where undici's Pool is not available (Bun), a
@@ -280,8 +282,6 @@ function isBun(): boolean {
  * then the transport holds no pool, no socket and no undici. Bun's FetchPool needs no undici and
  * is built at construction, where Bun checks its TLS options.
  */
-function noop(): void {}
-
 export class Transport {
   readonly #opts: ResolvedOptions
   /** 'undici' forces undici's Pool; undefined lets the first attempt decide (isUndiciPool). */
