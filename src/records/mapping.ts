@@ -223,9 +223,7 @@ function labelValue(v: unknown): string | undefined {
  * are plain JSON integers (no sign, fraction, exponent or leading zero), which Number() reads
  * exactly as JSON.parse does.
  */
-const PINO_HEAD = /^\{"level":([1-9]\d*),"time":([1-9]\d*),/
-/** PINO_HEAD without captures, sticky: its lastIndex says where the head ends. */
-const PINO_HEAD_STICKY = /\{"level":[1-9]\d*,"time":[1-9]\d*,/y
+const PINO_HEAD = /\{"level":[1-9]\d*,"time":[1-9]\d*,/y
 /**
  * JSON.parse keeps the last of repeated keys, and pino repeats them: a logged object's, a child
  * binding's or a mixin's own `level` or `time` is written after the head. A key may also be
@@ -233,13 +231,16 @@ const PINO_HEAD_STICKY = /\{"level":[1-9]\d*,"time":[1-9]\d*,/y
  * Global, so a search can start where the head ends (lastIndex) without slicing the line.
  */
 const LATER_LEVEL_OR_TIME = /"(?:level|time)"|\\u/g
-/** Offsets in a line that matched PINO_HEAD: `{"level":` is 9 characters, `,"time":` 8. */
+/**
+ * Offsets in a line that matched PINO_HEAD, which is sticky: its lastIndex says where the head
+ * ends. `{"level":` is 9 characters, `,"time":` 8.
+ */
 const LEVEL_AT = 9
 const TIME_AFTER_LEVEL = 8
 /** Digits summed one at a time stay exact below 2^53: 15 digits always do. */
 const MAX_EXACT_DIGITS = 15
 
-/** What readPinoHead() returns: one object, overwritten by the next call. */
+/** What readHead() and readPinoHead() return: one object, overwritten by the next call. */
 const head = { level: 0, time: 0 }
 
 /** The integer written in `line` from `from` up to (not including) `to`, as JSON.parse reads it. */
@@ -262,17 +263,20 @@ function digitsAt(line: string, from: number, to: number): number {
  * 280 ns against 600 ns for exec(), slice() and Number().)
  */
 export function readPinoHead(line: string): { readonly level: number; readonly time: number } | undefined {
-  PINO_HEAD_STICKY.lastIndex = 0
-  if (!PINO_HEAD_STICKY.test(line)) return undefined
-  const end = PINO_HEAD_STICKY.lastIndex
-  LATER_LEVEL_OR_TIME.lastIndex = end
-  if (LATER_LEVEL_OR_TIME.test(line)) return undefined
+  const read = readHead(line)
+  if (read === undefined) return undefined
+  LATER_LEVEL_OR_TIME.lastIndex = PINO_HEAD.lastIndex
+  return LATER_LEVEL_OR_TIME.test(line) ? undefined : read
+}
+
+/** The level and time of pino's head, whatever follows it; PINO_HEAD.lastIndex is then where it ends. */
+function readHead(line: string): { readonly level: number; readonly time: number } | undefined {
+  PINO_HEAD.lastIndex = 0
+  if (!PINO_HEAD.test(line)) return undefined
   const levelEnd = line.indexOf(',', LEVEL_AT)
-  const level = digitsAt(line, LEVEL_AT, levelEnd)
+  head.level = digitsAt(line, LEVEL_AT, levelEnd)
   // The head ends with the comma after the time.
-  const time = digitsAt(line, levelEnd + TIME_AFTER_LEVEL, end - 1)
-  head.level = level
-  head.time = time
+  head.time = digitsAt(line, levelEnd + TIME_AFTER_LEVEL, PINO_HEAD.lastIndex - 1)
   return head
 }
 
@@ -482,9 +486,9 @@ export class RecordMapper {
       }
     }
     if (isObject(record)) return this.map(record, line)
-    const head = this.#headTime ? PINO_HEAD.exec(line) : null
-    if (head === null) return this.#entry(undefined, undefined, undefined, line)
-    return this.#entry(undefined, this.levelName(Number(head[1])), Number(head[2]), line)
+    const read = this.#headTime ? readHead(line) : undefined
+    if (read === undefined) return this.#entry(undefined, undefined, undefined, line)
+    return this.#entry(undefined, this.levelName(read.level), read.time, line)
   }
 
   /** A line that is not to be parsed at all (the CLI's `--format text`). */
