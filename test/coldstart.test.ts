@@ -15,13 +15,15 @@ import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.
 
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 
-/** Runs in the child (`node -e`, CommonJS, so `require.cache` is at hand for both formats). */
-const CHILD = String.raw`
-const [format, entry, url] = process.argv.slice(1)
-const heavy = () => [...new Set(Object.keys(require.cache)
+/** In a child (`node -e`, CommonJS, so `require.cache` is at hand for both formats): which of the two it has loaded. */
+const HEAVY = String.raw`const heavy = () => [...new Set(Object.keys(require.cache)
   .map((k) => /[\\/]node_modules[\\/](undici|snappy)[\\/]/.exec(k)?.[1])
-  .filter((m) => m !== undefined))].sort()
-;(async () => {
+  .filter((m) => m !== undefined))].sort()`
+
+/** Runs in the child. */
+const CHILD = `
+const [format, entry, url] = process.argv.slice(1)
+${HEAVY};(async () => {
   const { LokiClient } = format === 'esm' ? await import(require('node:url').pathToFileURL(entry).href) : require(entry)
   const report = { afterImport: heavy() }
   const idle = new LokiClient({ url, labels: { app: 'idle' } })
@@ -39,12 +41,9 @@ const heavy = () => [...new Set(Object.keys(require.cache)
 `
 
 /** `client.preload()` pays for them up front: after it, both are loaded, nothing is sent or left open. */
-const PRELOAD_CHILD = String.raw`
+const PRELOAD_CHILD = `
 const [entry, url] = process.argv.slice(1)
-const heavy = () => [...new Set(Object.keys(require.cache)
-  .map((k) => /[\\/]node_modules[\\/](undici|snappy)[\\/]/.exec(k)?.[1])
-  .filter((m) => m !== undefined))].sort()
-;(async () => {
+${HEAVY};(async () => {
   const { LokiClient } = require(entry)
   const closedFirst = new LokiClient({ url, labels: { app: 'preload' } })
   await closedFirst.close()
