@@ -142,6 +142,13 @@ describe('spool segments', () => {
 })
 
 /** The bytes of one segment holding `texts`, one record of one entry each, as Spool writes it. */
+/** A segment in `dir` whose one record fails its checksum (its last byte flipped). */
+function writeCorruptSegment(): void {
+  const data = segmentBytes('only')
+  data[data.length - 1] = data[data.length - 1]! ^ 0xff
+  writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+}
+
 function segmentBytes(...texts: string[]): Buffer {
   const scratch = mkdtempSync(join(tmpdir(), 'lokiwire-segment-'))
   try {
@@ -272,9 +279,7 @@ describe('spool directory', () => {
   })
 
   it('a segment with no readable record is deleted once read', () => {
-    const data = segmentBytes('only')
-    data[data.length - 1] = data[data.length - 1]! ^ 0xff
-    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+    writeCorruptSegment()
     const problems: SpoolEvent[] = []
     const s = new Spool(opts(), (p) => problems.push(p))
     expect(s.next()).toBeUndefined()
@@ -347,9 +352,7 @@ describe('client with a spool', () => {
 
   it('problems met while the constructor runs reach a listener attached right after it', async () => {
     // A corrupt record, which the constructor's first replay meets, and an unusable directory.
-    const data = segmentBytes('only')
-    data[data.length - 1] = data[data.length - 1]! ^ 0xff
-    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+    writeCorruptSegment()
     const file = join(dir, 'a-file')
     writeFileSync(file, 'x')
     const seen: string[] = []
@@ -366,9 +369,7 @@ describe('client with a spool', () => {
   })
 
   it('with no \'spool\' listener a problem is a LOKIWIRE_SPOOL warning: a lost record is never silent', async () => {
-    const data = segmentBytes('only')
-    data[data.length - 1] = data[data.length - 1]! ^ 0xff
-    writeFileSync(join(dir, 'lokiwire-1700000000000-1-0.spool'), data)
+    writeCorruptSegment()
     const warnings: Array<{ code?: string; message: string }> = []
     const onWarning = (w: Error & { code?: string }) => warnings.push({ code: w.code, message: w.message })
     process.on('warning', onWarning)
