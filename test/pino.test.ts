@@ -187,7 +187,17 @@ function written(log: (dest: pino.DestinationStream) => void): string[] {
 
 /** Entries a stream pushes to its client for `lines`, with how many JSON.parse calls each took. */
 function mapLines(s: LokiPinoStream, lines: readonly string[]): { entries: unknown[]; parses: number[] } {
-  const push = vi.spyOn(s.client, 'push').mockReturnValue(true)
+  // Lines mapped from pino's head reach the client through pushLine(), without an entry object:
+  // recorded as the entry push() would have had.
+  const entries: unknown[] = []
+  vi.spyOn(s.client, 'push').mockImplementation((e) => {
+    entries.push(e)
+    return true
+  })
+  vi.spyOn(s.client, 'pushLine').mockImplementation((line, labels, timestamp) => {
+    entries.push({ line, labels, metadata: undefined, timestamp })
+    return true
+  })
   const parse = vi.spyOn(JSON, 'parse')
   const parses: number[] = []
   try {
@@ -199,7 +209,7 @@ function mapLines(s: LokiPinoStream, lines: readonly string[]): { entries: unkno
   } finally {
     parse.mockRestore()
   }
-  return { entries: push.mock.calls.map((c) => c[0]), parses }
+  return { entries, parses }
 }
 
 describe("lokiStream: lines in pino's default form are read from their head", () => {

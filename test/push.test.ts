@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LokiClient, LokiEntryError, type DropEvent } from '../src/index.js'
 import { createLokiTestServer, type LokiTestServer } from '../src/testing/index.js'
 import { assertIdentity, FAST } from './helpers.js'
@@ -112,4 +112,54 @@ it('a refused entry\'s drop event carries a LokiEntryError naming the field at f
   expect(drops[3]!.error!.message).toBe('Invalid entry field "timestamp": expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got "yesterday"')
   expect(drops[4]!.error!.message).toContain('label name "bad-name" must match')
   assertIdentity(client)
+})
+
+describe("pushLine(): the adapters' way in, push() without the entry object", () => {
+  // Each case: [line, labels, timestamp] given to both. Label objects are frozen, as the
+  // adapters hand them; one of them is not, and must be read like push() reads it.
+  const level = Object.freeze({ level: 'info' })
+  const badName = Object.freeze({ 'bad-name': 'v' })
+  const unfrozen = { level: 'warn' }
+  const cases: [string, Readonly<Record<string, string>> | undefined, number | string | undefined][] = [
+    ['a', level, 1_700_000_000_000],
+    ['a', level, 1_700_000_000_000], // the same line in the same millisecond: a nanosecond apart
+    ['b', level, '1700000000000000123'],
+    ['c', undefined, 1_700_000_000_001],
+    ['d', unfrozen, 1_700_000_000_002],
+    ['e', badName, 1_700_000_000_003],
+    ['x'.repeat(17), level, 1_700_000_000_004],
+    ['f', level, -5],
+  ]
+
+  async function run(use: 'push' | 'pushLine', labels: Record<string, string> | undefined) {
+    const srv2 = await createLokiTestServer()
+    const c = new LokiClient({ url: srv2.url, labels, maxLineBytes: 16, oversizeLines: 'drop', invalidLabels: 'drop', ...FAST })
+    const drops: DropEvent[] = []
+    c.on('drop', (e) => drops.push(e))
+    try {
+      const results = cases.map(([line, l, timestamp]) => (use === 'push' ? c.push({ line, labels: l, timestamp }) : c.pushLine(line, l, timestamp)))
+      unfrozen.level = 'error' // read per line, not remembered: the next push sees the new value
+      results.push(use === 'push' ? c.push({ line: 'g', labels: unfrozen, timestamp: 1_700_000_000_005 }) : c.pushLine('g', unfrozen, 1_700_000_000_005))
+      unfrozen.level = 'warn'
+      await c.flush({ timeoutMs: 5000 })
+      await c.close()
+      results.push(use === 'push' ? c.push({ line: 'late', labels: level }) : c.pushLine('late', level, undefined))
+      const stored = srv2.entries.map((e) => ({ line: e.line, labels: e.labels, ts: e.timestamp }))
+      return { results, stored, stats: c.stats(), drops: drops.map((d) => [d.reason, d.entries, d.error?.message]) }
+    } finally {
+      await c.destroy()
+      await srv2.close()
+    }
+  }
+
+  it('stores, refuses and counts every case exactly as push() does', async () => {
+    for (const labels of [{ app: 'p' }, undefined]) {
+      const viaPush = await run('push', labels)
+      const viaLine = await run('pushLine', labels)
+      expect(viaLine, JSON.stringify(labels)).toEqual(viaPush)
+      // The cases reach every outcome, so the comparison is not between two empty runs.
+      expect(viaPush.stats.dropped.total).toBeGreaterThanOrEqual(4)
+      expect(viaPush.stored.length).toBeGreaterThanOrEqual(4)
+    }
+  })
 })

@@ -168,7 +168,15 @@ class PinoPipeline {
   step(maxLines: number): boolean {
     const lines = this.#lines
     const end = Math.min(lines.length, this.#next + maxLines)
-    for (let i = this.#next; i < end; i++) this.client.push(this.#mapper.mapLine(lines[i]!))
+    const mapper = this.#mapper
+    const client = this.client
+    for (let i = this.#next; i < end; i++) {
+      const line = lines[i]!
+      // Most lines need only pino's head, and skip the entry object on their way in.
+      const head = mapper.mapHead(line)
+      if (head !== undefined) client.pushLine(line, head.labels, head.timestamp)
+      else client.push(mapper.mapLine(line))
+    }
     if (end < lines.length) {
       this.#next = end
       return false

@@ -191,6 +191,17 @@ export class LokiClient extends EventEmitter<LokiClientEvents> {
   }
 
   /**
+   * push({ line, labels, timestamp }) for the adapters, without the entry object: `labels` is a
+   * frozen object handed again for every line of its label set (resolved once, by identity), and
+   * `timestamp` is what the record mapping read. Counted, refused and reported as push() is. @internal
+   */
+  pushLine(line: string, labels: Readonly<Record<string, string>> | undefined, timestamp: number | string | undefined): boolean {
+    this.#ledger.pushed++
+    if (this.#state !== 'open') return this.#ledger.refuse('closed')
+    return this.#intake.acceptLine(line, labels, timestamp)
+  }
+
+  /**
    * Loads the HTTP stack (undici) and the compressors now rather than with the first batch, and
    * resolves once they are loaded. They are left out of `import` so a service does not pay for
    * them at start-up; a process that exists to ship logs can pay up front instead, off its hot

@@ -14,6 +14,8 @@ export const ENTRY_OVERHEAD_BYTES = 24
 const METADATA_NAME_CACHE_SIZE = 1000
 /** Nodes of the label-set cache (one per distinct label prefix) kept before it is reset. */
 const LABEL_CACHE_NODES = 20_000
+/** Frozen label sets acceptLine() remembers by identity before that cache is reset. */
+const FROZEN_LABEL_SETS = 256
 /**
  * The label-set cache is a trie: one level per label, keyed by name and then by value. A string
  * key joined with separators would let a value that contains them pass for another label set;
@@ -74,6 +76,10 @@ export class Intake {
   /** Metadata names known to be valid: a Set lookup is a fraction of the pattern's cost per push. */
   readonly #metadataNames = new Set<string>()
   readonly #ts: TimestampParts = { ms: 0, ns: 0, precise: false }
+  /** Size of the line #fit() last returned. */
+  #lineBytes = 0
+  /** Label sets acceptLine() was given, by identity: frozen, so what they resolved to cannot change. */
+  #frozen = new Map<object, ResolvedStream | Refusal>()
 
   constructor(o: IntakeOptions) {
     this.#opts = o.opts
@@ -90,25 +96,10 @@ export class Intake {
   accept(e: LogEntry | undefined): boolean {
     if (e === null || typeof e !== 'object') return this.#ledger.refuse('invalid_entry', 'entry', `expected an object with a string line, got ${show(e)}`)
     if (typeof e.line !== 'string') return this.#ledger.refuse('invalid_entry', 'line', `expected a string, got ${show(e.line)}`)
-    const opts = this.#opts
-
-    let line = e.line
-    let lineBytes = Buffer.byteLength(line)
-    if (lineBytes > opts.maxLineBytes) {
-      if (opts.oversizeLines === 'drop') return this.#ledger.refuse('line_too_long', 'line', `${lineBytes} bytes, over maxLineBytes (${opts.maxLineBytes})`)
-      line = truncateUtf8(line, opts.maxLineBytes)
-      lineBytes = Buffer.byteLength(line)
-      this.#ledger.truncated++
-    }
-
-    const ts = this.#ts
-    if (e.timestamp === undefined) {
-      ts.ms = Date.now()
-      ts.ns = 0
-      ts.precise = false
-    } else if (!readTimestamp(e.timestamp, ts)) {
-      return this.#ledger.refuse('invalid_entry', 'timestamp', `expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got ${show(e.timestamp)}`)
-    }
+    const line = this.#fit(e.line)
+    if (line === undefined) return false
+    const lineBytes = this.#lineBytes
+    if (!this.#stamp(e.timestamp)) return this.#badTimestamp(e.timestamp)
 
     let meta: string[] | undefined
     let metaBytes = 0
@@ -127,6 +118,61 @@ export class Intake {
     if (labels === undefined || labels === null) stream = this.#defaultStream ?? NO_LABELS_REFUSAL
     else if (typeof labels !== 'object' || Array.isArray(labels)) return this.#ledger.refuse('invalid_labels', 'labels', `expected an object of name/value pairs, got ${show(labels)}`)
     else stream = this.#streamFor(labels)
+    return this.#admit(stream, line, lineBytes, meta, metaBytes)
+  }
+
+  /**
+   * accept() of `{ line, labels, timestamp }` for an adapter's mapped record, without the entry
+   * object: `line` is a string, `timestamp` one that push() reads, and `labels` (when given) a
+   * frozen object the adapter hands again for every entry of that label set, so it is resolved
+   * once by identity instead of walked per entry.
+   */
+  acceptLine(line: string, labels: Readonly<Record<string, string>> | undefined, timestamp: number | string | undefined): boolean {
+    const fitted = this.#fit(line)
+    if (fitted === undefined) return false
+    if (!this.#stamp(timestamp)) return this.#badTimestamp(timestamp)
+    const stream = labels === undefined ? (this.#defaultStream ?? NO_LABELS_REFUSAL) : this.#streamForFrozen(labels)
+    return this.#admit(stream, fitted, this.#lineBytes, undefined, 0)
+  }
+
+  /**
+   * The line as it will be sent (cut to `maxLineBytes` under 'truncate'), its size left in
+   * #lineBytes; undefined when it was refused for its size.
+   */
+  #fit(line: string): string | undefined {
+    const opts = this.#opts
+    let lineBytes = Buffer.byteLength(line)
+    if (lineBytes > opts.maxLineBytes) {
+      if (opts.oversizeLines === 'drop') {
+        this.#ledger.refuse('line_too_long', 'line', `${lineBytes} bytes, over maxLineBytes (${opts.maxLineBytes})`)
+        return undefined
+      }
+      line = truncateUtf8(line, opts.maxLineBytes)
+      lineBytes = Buffer.byteLength(line)
+      this.#ledger.truncated++
+    }
+    this.#lineBytes = lineBytes
+    return line
+  }
+
+  /** Reads the entry's timestamp into #ts (now when it has none); false when it is unusable. */
+  #stamp(timestamp: unknown): boolean {
+    const ts = this.#ts
+    if (timestamp === undefined) {
+      ts.ms = Date.now()
+      ts.ns = 0
+      ts.precise = false
+      return true
+    }
+    return readTimestamp(timestamp, ts)
+  }
+
+  #badTimestamp(timestamp: unknown): false {
+    return this.#ledger.refuse('invalid_entry', 'timestamp', `expected epoch ms, a Date, epoch ns (bigint or digits) or an ISO 8601 string, not before 1970; got ${show(timestamp)}`)
+  }
+
+  /** Buffers a checked line, timestamp (#ts) and metadata in `stream`, or refuses them. */
+  #admit(stream: StreamBuffer | Refusal, line: string, lineBytes: number, meta: string[] | undefined, metaBytes: number): boolean {
     if (isRefusal(stream)) {
       if (stream.message === NO_LABELS && !this.#warnedNoLabels) {
         // A configuration that drops every line: say so even to a client with a 'drop' listener.
@@ -135,12 +181,11 @@ export class Intake {
       }
       return this.#ledger.refuse('invalid_labels', stream.field, stream.message)
     }
-
     const cost = lineBytes + metaBytes + ENTRY_OVERHEAD_BYTES
-    if (this.#batcher.bytes + this.#queue.bytes + cost > opts.maxBufferBytes && !this.#makeRoom(cost)) {
+    if (this.#batcher.bytes + this.#queue.bytes + cost > this.#opts.maxBufferBytes && !this.#makeRoom(cost)) {
       return this.#ledger.refuse('buffer_full')
     }
-    this.#batcher.add(stream, ts, line, lineBytes, meta, cost)
+    this.#batcher.add(stream, this.#ts, line, lineBytes, meta, cost)
     return true
   }
 
@@ -217,6 +262,19 @@ export class Intake {
     }
     if (node.resolved === undefined) node.resolved = this.#resolveLabels(labels)
     return this.#streamOf(node.resolved)
+  }
+
+  #streamForFrozen(labels: Readonly<Record<string, string>>): StreamBuffer | Refusal {
+    let resolved = this.#frozen.get(labels)
+    if (resolved === undefined) {
+      // Only a frozen object may be remembered by identity; anything else is walked each time.
+      if (!Object.isFrozen(labels)) return this.#streamFor(labels)
+      // Adapters hand a few label sets (one per level); the bound guards against one that does not.
+      if (this.#frozen.size >= FROZEN_LABEL_SETS) this.#frozen.clear()
+      resolved = this.#resolveLabels(labels)
+      this.#frozen.set(labels, resolved)
+    }
+    return this.#streamOf(resolved)
   }
 
   #resolveLabels(labels: Readonly<Record<string, unknown>>): ResolvedStream | Refusal {

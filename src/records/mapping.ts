@@ -384,6 +384,13 @@ function withoutPath(obj: Record<string, unknown>, path: readonly string[], i: n
  * Maps records to entries under one set of options. Label objects for records that lift no
  * fields are cached per level, so the common case allocates only the entry itself.
  */
+/** What RecordMapper.mapHead() fills: an entry's labels and timestamp, its line being the one given. */
+export interface HeadEntry {
+  /** One frozen object per level (or undefined for the client's own labels), as LokiClient.pushLine() wants. */
+  labels: Readonly<Record<string, string>> | undefined
+  timestamp: number | string | undefined
+}
+
 export class RecordMapper {
   readonly #o: ResolvedMapping
   readonly #source: RecordSource
@@ -399,6 +406,9 @@ export class RecordMapper {
   readonly #headTime: boolean
   /** mapLine() may read the head alone: the entry needs nothing else from the record. */
   readonly #fast: boolean
+  /** mapHead() may answer: the fast path, and an entry without metadata. */
+  readonly #headOnly: boolean
+  readonly #head: HeadEntry = { labels: undefined, timestamp: undefined }
   readonly #layout: LayoutRules | undefined
   readonly #restOmits: ReadonlySet<string>
 
@@ -419,6 +429,7 @@ export class RecordMapper {
     this.#rewrite = mapping.lineWithout.length > 0 || mapping.arraysAsObjects
     this.#headTime = source.timeKeys[0] === 'time'
     this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record' && !this.#rewrite && mapping.timestamp === 'record' && layout?.line === undefined
+    this.#headOnly = this.#fast && mapping.levelAs !== 'metadata'
   }
 
   get options(): ResolvedMapping {
@@ -471,6 +482,22 @@ export class RecordMapper {
   }
 
   /**
+   * mapLine() without the entry object, for the lines it maps from pino's head alone: their labels
+   * and timestamp, in an object shared by every call and valid until the next one. Undefined for
+   * any other line, and for a mapping that puts the level in metadata: those need mapLine().
+   */
+  mapHead(line: string): HeadEntry | undefined {
+    if (!this.#headOnly) return undefined
+    const head = readPinoHead(line)
+    if (head === undefined) return undefined
+    const level = this.#levelOrFallback(this.levelName(head.level))
+    const out = this.#head
+    out.labels = level !== undefined && this.#o.levelAs === 'label' ? this.#labelsForLevel(level) : undefined
+    out.timestamp = this.#timestampOf(head.time)
+    return out
+  }
+
+  /**
    * One NDJSON line, parsed. A line that is not a JSON object is still a line somebody wrote: it
    * is shipped as it is, with no fields lifted. If it begins the way pino writes a record
    * (`{"level":30,"time":1700000000000,`: most often a line cut short) it keeps that level and
@@ -499,8 +526,7 @@ export class RecordMapper {
   /** `record` undefined: the line is text, lifting nothing and sent as `serialized` whatever `line` says. */
   #entry(record: Record<string, unknown> | undefined, named: string | undefined, time: unknown, serialized: string | undefined): LogEntry {
     const o = this.#o
-    // Loki's own name for a line without a level; it also keeps the stream label set non-empty.
-    const level = named ?? o.levelFallback ?? (o.levelAs === 'label' ? 'unknown' : undefined)
+    const level = this.#levelOrFallback(named)
     let labels: Record<string, string> | undefined
     let metadata: Record<string, string> | undefined
     // Fields that did go into labels or metadata: the only ones a 'rest' line leaves out.
@@ -560,11 +586,22 @@ export class RecordMapper {
       line = this.#written(o.line, record, level, serialized)
     }
 
-    // 'received': no timestamp, so the client stamps the entry as it takes it, now.
-    const timestamp = time === undefined || o.timestamp === 'received' ? undefined : readRecordTime(time)
     // Every field in the literal, absent ones undefined: one object shape for every entry, laid
     // out at once, which the client reads the same way (undefined is "not given" there).
-    return { line, labels, metadata, timestamp }
+    return { line, labels, metadata, timestamp: this.#timestampOf(time) }
+  }
+
+  /** The level an entry is sent under. */
+  #levelOrFallback(named: string | undefined): string | undefined {
+    const o = this.#o
+    // Loki's own name for a line without a level; it also keeps the stream label set non-empty.
+    return named ?? o.levelFallback ?? (o.levelAs === 'label' ? 'unknown' : undefined)
+  }
+
+  /** The entry's timestamp from the record's time. */
+  #timestampOf(time: unknown): number | string | undefined {
+    // 'received': no timestamp, so the client stamps the entry as it takes it, now.
+    return time === undefined || this.#o.timestamp === 'received' ? undefined : readRecordTime(time)
   }
 
   /** The record's own string-keyed fields, in its order, minus the layout's omitted ones. */
