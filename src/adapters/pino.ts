@@ -107,9 +107,6 @@ class PinoPipeline {
   /** pino's levels plus the customLevels option: what pino's own table is laid over. */
   readonly #baseLevels: Map<number, string>
   readonly #splitter: LineSplitter
-  /** Lines of the current chunk, pushed a slice at a time by step(). */
-  #lines: string[] = []
-  #next = 0
   #closing: Promise<FlushResult> | undefined
 
   constructor(
@@ -157,7 +154,7 @@ class PinoPipeline {
 
   /** Starts on a chunk of text; step() then pushes its lines a slice at a time. */
   begin(chunk: string | Uint8Array): void {
-    this.#splitter.write(chunk, this.#lines)
+    this.#splitter.feed(chunk)
   }
 
   /**
@@ -166,24 +163,20 @@ class PinoPipeline {
    * room between parts of one large chunk.
    */
   step(maxLines: number): boolean {
-    const lines = this.#lines
-    const end = Math.min(lines.length, this.#next + maxLines)
-    const mapper = this.#mapper
-    const client = this.client
-    for (let i = this.#next; i < end; i++) {
-      const line = lines[i]!
-      // Most lines need only pino's head, and skip the entry object on their way in.
-      const head = mapper.mapHead(line)
-      if (head !== undefined) client.pushLine(line, head.labels, head.timestamp)
-      else client.push(mapper.mapLine(line))
+    const splitter = this.#splitter
+    for (let n = 0; n < maxLines; n++) {
+      const line = splitter.next()
+      if (line === undefined) return true
+      this.#push(line)
     }
-    if (end < lines.length) {
-      this.#next = end
-      return false
-    }
-    this.#lines = []
-    this.#next = 0
-    return true
+    return false
+  }
+
+  #push(line: string): void {
+    // Most lines need only pino's head, and skip the entry object on their way in.
+    const head = this.#mapper.mapHead(line)
+    if (head !== undefined) this.client.pushLine(line, head.labels, head.timestamp)
+    else this.client.push(this.#mapper.mapLine(line))
   }
 
   /**
@@ -199,8 +192,8 @@ class PinoPipeline {
   close(options?: CloseOptions): Promise<FlushResult> {
     this.#closing ??= (async () => {
       // A last line without its newline is still a line.
-      this.#splitter.end(this.#lines)
-      this.step(Infinity)
+      const last = this.#splitter.finish()
+      if (last !== undefined) this.#push(last)
       const result = await this.client.close(options)
       this.reporter.close()
       return result

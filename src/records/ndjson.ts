@@ -17,6 +17,9 @@ import { StringDecoder } from 'node:string_decoder'
 export class LineSplitter {
   readonly #decoder = new StringDecoder('utf8')
   readonly #maxChars: number
+  /** The chunk being read by next(), and where its unread part starts. */
+  #text = ''
+  #at = 0
   #carry = ''
   #skipping = false
   /** Lines handed on before their end because they had no newline within `maxLineBytes` characters. */
@@ -26,41 +29,75 @@ export class LineSplitter {
     this.#maxChars = maxLineBytes
   }
 
-  /** Appends the complete lines in `chunk` to `out`. */
-  write(chunk: Uint8Array | string, out: string[]): void {
-    const text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk)
-    let start = 0
+  /**
+   * Starts on a chunk: next() then returns its lines one at a time. Reading them as they are
+   * pushed, rather than into an array first, lets each line die young: an array of a whole
+   * chunk's lines (thread-stream hands over megabytes at once) kept them alive through the
+   * collections that ran meanwhile, and those copied them.
+   */
+  feed(chunk: Uint8Array | string): void {
+    this.#text = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk)
+    this.#at = 0
+  }
+
+  /** The next complete line of the chunk fed; undefined once it is used up (its unterminated tail is kept for the next one). */
+  next(): string | undefined {
+    const text = this.#text
     for (;;) {
+      const start = this.#at
       const nl = text.indexOf('\n', start)
-      if (nl === -1) break
+      if (nl === -1) return this.#keepTail(text, start)
+      this.#at = nl + 1
       if (this.#skipping) {
         this.#skipping = false
-      } else {
-        this.#emit(this.#carry === '' ? text.slice(start, nl) : this.#carry + text.slice(start, nl), out)
+        this.#carry = ''
+        continue
       }
+      const line = this.#carry === '' ? text.slice(start, nl) : this.#carry + text.slice(start, nl)
       this.#carry = ''
-      start = nl + 1
+      const ok = this.#usable(line)
+      if (ok !== undefined) return ok
     }
-    if (this.#skipping || start === text.length) return
-    this.#carry += start === 0 ? text : text.slice(start)
-    if (this.#carry.length > this.#maxChars) {
-      this.#emit(this.#carry, out)
-      this.cut++
-      this.#carry = ''
-      this.#skipping = true
-    }
+  }
+
+  /** Appends the complete lines in `chunk` to `out`. */
+  write(chunk: Uint8Array | string, out: string[]): void {
+    this.feed(chunk)
+    for (let line = this.next(); line !== undefined; line = this.next()) out.push(line)
   }
 
   /** Appends what is left after the last newline (a final line without one) to `out`. */
   end(out: string[]): void {
-    const rest = this.#carry + this.#decoder.end()
-    this.#carry = ''
-    if (!this.#skipping) this.#emit(rest, out)
-    this.#skipping = false
+    const line = this.finish()
+    if (line !== undefined) out.push(line)
   }
 
-  #emit(line: string, out: string[]): void {
+  /** What is left after the last newline (a final line without one), or undefined. */
+  finish(): string | undefined {
+    const rest = this.#carry + this.#decoder.end()
+    this.#carry = ''
+    const skipped = this.#skipping
+    this.#skipping = false
+    return skipped ? undefined : this.#usable(rest)
+  }
+
+  /** Keeps the chunk's unterminated tail; hands it on at once when it is already over the limit. */
+  #keepTail(text: string, start: number): string | undefined {
+    this.#text = ''
+    this.#at = 0
+    if (this.#skipping || start === text.length) return undefined
+    this.#carry += start === 0 ? text : text.slice(start)
+    if (this.#carry.length <= this.#maxChars) return undefined
+    const line = this.#carry
+    this.cut++
+    this.#carry = ''
+    this.#skipping = true
+    return this.#usable(line)
+  }
+
+  /** The line without a CR ending; undefined when nothing is left (Loki has nothing to store). */
+  #usable(line: string): string | undefined {
     const text = line.charCodeAt(line.length - 1) === 0x0d ? line.slice(0, -1) : line
-    if (text !== '') out.push(text)
+    return text === '' ? undefined : text
   }
 }
