@@ -205,3 +205,55 @@ describe('LayoutRules: a source that stores entries as another library did', () 
     expect(new RecordMapper(resolveMapping({}), WINSTON).map(record, 'as written', 'warn')).toEqual({ line: 'as written', labels: { level: 'warn' }, timestamp: 1767323045678 })
   })
 })
+
+describe('mapHead() and mapSerialized(): the same entry as mapLine() and map(), without the entry object', () => {
+  // Mappings where the shortcuts must answer, and ones where they must decline (the entry needs
+  // more than the head, or carries metadata).
+  const answers = [{}, { levelAs: 'none' }, { timestamp: 'received' }, { levelMap: { 30: 'note', warn: 'warning' }, levelFallback: 'other' }]
+  const declines = [{ levelAs: 'metadata' }, { labelsFrom: ['user'] }, { metadataFrom: ['user'] }, { line: 'message' }, { lineWithout: ['pid'] }, { arraysAsObjects: true }]
+  const asEntry = (e: { line: string; labels: unknown; timestamp: unknown }) => ({ line: e.line, labels: e.labels, metadata: undefined, timestamp: e.timestamp })
+
+  it("mapHead() answers for pino's default lines exactly as mapLine() maps them, and declines otherwise", () => {
+    let answered = 0
+    for (const options of [...answers, ...declines]) {
+      const mapper = new RecordMapper(resolveMapping(options), PINO)
+      for (const line of corpus) {
+        const head = mapper.mapHead(line)
+        if (head === undefined) continue
+        answered++
+        expect(declines, JSON.stringify(options)).not.toContain(options)
+        const entry = mapper.mapLine(line)
+        expect(asEntry(head), line).toEqual(entry)
+        // The very label object mapLine() uses: pushLine() resolves it once, by identity.
+        expect(head.labels).toBe(entry.labels)
+      }
+    }
+    expect(answered).toBeGreaterThan(4 * 300)
+  })
+
+  it('mapSerialized() answers for a serialised record exactly as map() maps it, and declines otherwise', () => {
+    const WINSTON: RecordSource = { timeKeys: ['timestamp'], messageKey: 'message', levels: new Map() }
+    const records: [Record<string, unknown>, string | undefined, unknown][] = [
+      [{ message: 'a', level: 'info', user: 'u1', pid: 1 }, '{"message":"a"}', 'info'],
+      [{ message: 'b', level: 'warn', timestamp: '2026-01-02T03:04:05.678Z' }, 'b as written', 'warn'],
+      [{ message: 'c', level: 'custom', timestamp: 1767323045678 }, 'c', 'custom'],
+      [{ message: 'd' }, 'd', undefined],
+      [{ message: 'e', level: 'info' }, undefined, 'info'],
+    ]
+    let answered = 0
+    for (const options of [...answers, ...declines]) {
+      const mapper = new RecordMapper(resolveMapping(options), WINSTON)
+      for (const [record, serialized, level] of records) {
+        const lite = mapper.mapSerialized(record, serialized, level)
+        if (lite === undefined) continue
+        answered++
+        expect(declines, JSON.stringify(options)).not.toContain(options)
+        const entry = mapper.map(record, serialized, level)
+        expect(asEntry(lite), JSON.stringify(record)).toEqual(entry)
+        expect(lite.labels).toBe(entry.labels)
+      }
+    }
+    // Four mappings answer for the four serialised records; the one without a serialised form is mapped in full.
+    expect(answered).toBe(16)
+  })
+})

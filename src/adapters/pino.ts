@@ -175,7 +175,7 @@ class PinoPipeline {
   #push(line: string): void {
     // Most lines need only pino's head, and skip the entry object on their way in.
     const head = this.#mapper.mapHead(line)
-    if (head !== undefined) this.client.pushLine(line, head.labels, head.timestamp)
+    if (head !== undefined) this.client.pushLine(head.line, head.labels, head.timestamp)
     else this.client.push(this.#mapper.mapLine(line))
   }
 

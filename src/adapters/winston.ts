@@ -124,8 +124,13 @@ export class LokiTransport extends TransportStream {
   }
 
   override log(info: Info, next: () => void): void {
-    const serialized = info[MESSAGE]
-    this.client.push(this.#mapper.map(info as Record<string, unknown>, typeof serialized === 'string' ? serialized : undefined, info[LEVEL] ?? info.level))
+    const record = info as Record<string, unknown>
+    const serialized = typeof info[MESSAGE] === 'string' ? info[MESSAGE] : undefined
+    const level = info[LEVEL] ?? info.level
+    // Most records need only their serialised form and level, and skip the entry object.
+    const entry = this.#mapper.mapSerialized(record, serialized, level)
+    if (entry !== undefined) this.client.pushLine(entry.line, entry.labels, entry.timestamp)
+    else this.client.push(this.#mapper.map(record, serialized, level))
     if (this.listenerCount('logged') > 0) this.emit('logged', info)
     // Holding `next` pauses winston's pipe while the client's buffer is full and Loki is
     // accepting: a burst then waits in the logger instead of being refused (see RoomGate).

@@ -384,8 +384,9 @@ function withoutPath(obj: Record<string, unknown>, path: readonly string[], i: n
  * Maps records to entries under one set of options. Label objects for records that lift no
  * fields are cached per level, so the common case allocates only the entry itself.
  */
-/** What RecordMapper.mapHead() fills: an entry's labels and timestamp, its line being the one given. */
+/** What RecordMapper.mapHead() and mapSerialized() fill: an entry without metadata, as LokiClient.pushLine() takes it. */
 export interface HeadEntry {
+  line: string
   /** One frozen object per level (or undefined for the client's own labels), as LokiClient.pushLine() wants. */
   labels: Readonly<Record<string, string>> | undefined
   timestamp: number | string | undefined
@@ -408,7 +409,9 @@ export class RecordMapper {
   readonly #fast: boolean
   /** mapHead() may answer: the fast path, and an entry without metadata. */
   readonly #headOnly: boolean
-  readonly #head: HeadEntry = { labels: undefined, timestamp: undefined }
+  /** mapSerialized() may answer: the entry is the serialised record under its level's labels. */
+  readonly #serializedOnly: boolean
+  readonly #head: HeadEntry = { line: '', labels: undefined, timestamp: undefined }
   readonly #layout: LayoutRules | undefined
   readonly #restOmits: ReadonlySet<string>
 
@@ -430,6 +433,7 @@ export class RecordMapper {
     this.#headTime = source.timeKeys[0] === 'time'
     this.#fast = this.#headTime && !this.#liftsFields && mapping.line === 'record' && !this.#rewrite && mapping.timestamp === 'record' && layout?.line === undefined
     this.#headOnly = this.#fast && mapping.levelAs !== 'metadata'
+    this.#serializedOnly = !this.#liftsFields && mapping.line === 'record' && !this.#rewrite && layout?.line === undefined && mapping.levelAs !== 'metadata'
   }
 
   get options(): ResolvedMapping {
@@ -490,10 +494,31 @@ export class RecordMapper {
     if (!this.#headOnly) return undefined
     const head = readPinoHead(line)
     if (head === undefined) return undefined
-    const level = this.#levelOrFallback(this.levelName(head.level))
+    return this.#headEntry(line, this.levelName(head.level), head.time)
+  }
+
+  /**
+   * map() without the entry object, for a record the logger serialised itself (winston's
+   * MESSAGE) when the entry needs nothing else from it: the line is `serialized` as it is. Shared
+   * object as in mapHead(); undefined whenever map() would do more than that.
+   */
+  mapSerialized(record: Record<string, unknown>, serialized: string | undefined, rawLevel: unknown): HeadEntry | undefined {
+    if (!this.#serializedOnly || serialized === undefined) return undefined
+    let time: unknown
+    for (const key of this.#source.timeKeys) {
+      time = record[key]
+      if (time !== undefined) break
+    }
+    return this.#headEntry(serialized, this.levelName(rawLevel), time)
+  }
+
+  /** The entry #entry() makes for a record that lifts nothing and keeps its line, in the shared object. */
+  #headEntry(line: string, named: string | undefined, time: unknown): HeadEntry {
+    const level = this.#levelOrFallback(named)
     const out = this.#head
+    out.line = line
     out.labels = level !== undefined && this.#o.levelAs === 'label' ? this.#labelsForLevel(level) : undefined
-    out.timestamp = this.#timestampOf(head.time)
+    out.timestamp = this.#timestampOf(time)
     return out
   }
 
