@@ -192,7 +192,7 @@ class PinoPipeline {
   close(options?: CloseOptions): Promise<FlushResult> {
     this.#closing ??= (async () => {
       // A last line without its newline is still a line.
-      const last = this.#splitter.finish()
+      const last = this.#splitter.last()
       if (last !== undefined) this.#push(last)
       const result = await this.client.close(options)
       this.reporter.close()

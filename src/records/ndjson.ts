@@ -68,12 +68,12 @@ export class LineSplitter {
 
   /** Appends what is left after the last newline (a final line without one) to `out`. */
   end(out: string[]): void {
-    const line = this.finish()
+    const line = this.last()
     if (line !== undefined) out.push(line)
   }
 
   /** What is left after the last newline (a final line without one), or undefined. */
-  finish(): string | undefined {
+  last(): string | undefined {
     const rest = this.#carry + this.#decoder.end()
     this.#carry = ''
     const skipped = this.#skipping
