@@ -7,8 +7,8 @@
 //   npm run bench -- --smoke              ~20 s: every contender briefly; writes a temp file and
 //                                         exits non-zero if a lokiwire contender loses a line
 //
-// Other flags: --only id,id  --scenarios coldstart,micro,burst,sustained,stall,profile
-//              --runs N (burst, sustained and stall; coldstart keeps its 7, see --set)
+// Other flags: --only id,id  --scenarios coldstart,micro,burst,warm,sustained,stall,profile
+//              --runs N (burst, warm, sustained and stall; coldstart keeps its 7, see --set)
 //              --extras (adds lokiwire's in-process pino stream)  --no-pin  --out FILE  --list
 //              --set scenario.key=N (e.g. --set stall.stallMs=5000)
 //              --keep-profile FILE (the raw .cpuprofile of the profiled burst, for DevTools)
@@ -35,7 +35,13 @@ const option = (name) => {
 }
 
 const smoke = flag('--smoke')
-const ALL_SCENARIOS = ['coldstart', 'micro', 'burst', 'sustained', 'stall', 'profile']
+const ALL_SCENARIOS = ['coldstart', 'micro', 'burst', 'warm', 'sustained', 'stall', 'profile']
+
+/**
+ * The warm burst runs the transports that have a floor target, and those floors: what it shows is
+ * how much of each ratio is work a fresh process does once.
+ */
+const WARM_CONTENDERS = ['lokiwire-client-protobuf', 'lokiwire-pino-worker', 'lokiwire-winston', 'floor-app-alone', 'floor-pino-worker', 'floor-winston']
 
 /**
  * Scenario parameters. Every scenario runs each contender three times (medians and spread), so
@@ -44,6 +50,7 @@ const ALL_SCENARIOS = ['coldstart', 'micro', 'burst', 'sustained', 'stall', 'pro
 const PLAN = smoke
   ? {
       burst: { lines: 20_000, chunk: 1000, runs: 1, timeoutMs: 60_000 },
+      warm: { lines: 20_000, chunk: 1000, warmup: 20_000, runs: 1, timeoutMs: 60_000, only: WARM_CONTENDERS },
       sustained: { rate: 5000, durationMs: 1000, runs: 1, timeoutMs: 30_000, only: ['lokiwire-client-protobuf', 'lokiwire-pino-worker'] },
       stall: { rate: 1800, preMs: 400, stallMs: 1000, postMs: 400, runs: 1, timeoutMs: 30_000, only: ['lokiwire-client-protobuf', 'lokiwire-pino-worker'] },
       micro: { lines: 20_000, minMs: 100, amortisedRounds: 1 },
@@ -52,6 +59,8 @@ const PLAN = smoke
     }
   : {
       burst: { lines: 200_000, chunk: 1000, runs: 3, timeoutMs: 120_000 },
+      // The burst again, measured after a first one in the same process: see child.mjs.
+      warm: { lines: 200_000, chunk: 1000, warmup: 200_000, runs: 3, timeoutMs: 180_000, only: WARM_CONTENDERS },
       sustained: { rate: 20_000, durationMs: 15_000, runs: 3, timeoutMs: 75_000 },
       stall: { rate: 1800, preMs: 3000, stallMs: 20_000, postMs: 7000, runs: 3, timeoutMs: 120_000 },
       micro: { lines: 200_000, minMs: 2000, amortisedRounds: 5 },
@@ -62,7 +71,7 @@ const PLAN = smoke
 if (option('--runs') !== undefined) {
   const runs = Number(option('--runs'))
   if (!Number.isInteger(runs) || runs < 1) fail('--runs expects a positive integer')
-  for (const s of ['burst', 'sustained', 'stall']) PLAN[s].runs = runs
+  for (const s of ['burst', 'warm', 'sustained', 'stall']) PLAN[s].runs = runs
 }
 
 // --set scenario.key=value (repeatable) adjusts one parameter, e.g. --set stall.stallMs=5000.
@@ -178,13 +187,14 @@ async function startReceiver() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 function expectedLines(scenario, p) {
-  if (scenario === 'burst') return p.lines
+  if (scenario === 'burst' || scenario === 'warm') return p.lines
   return Math.floor((p.rate * p.durationMs) / 1000)
 }
 
 async function runOnce(rx, contender, scenario, p, profileFile) {
   const cfg = { contender: contender.id, scenario, url: rx.url, ...(profileFile ? { profile: profileFile } : {}) }
   if (scenario === 'burst') Object.assign(cfg, { lines: p.lines, chunk: p.chunk })
+  else if (scenario === 'warm') Object.assign(cfg, { lines: p.lines, chunk: p.chunk, warmup: p.warmup })
   else if (scenario === 'sustained') Object.assign(cfg, { rate: p.rate, durationMs: p.durationMs })
   else {
     Object.assign(cfg, {
@@ -195,7 +205,7 @@ async function runOnce(rx, contender, scenario, p, profileFile) {
   }
   // A floor ships nothing: the receiver expects no line from it.
   const expected = contender.floor ? 0 : expectedLines(scenario, { ...p, durationMs: cfg.durationMs ?? p.durationMs })
-  await rx.call('reset', { expected, rate: scenario === 'burst' ? 0 : cfg.rate })
+  await rx.call('reset', { expected, rate: scenario === 'burst' || scenario === 'warm' ? 0 : cfg.rate })
 
   const script = join(BENCH_DIR, 'lib', 'child.mjs')
   const [cmd, args] = pinned(pin?.client, [process.execPath, script, JSON.stringify(cfg)])
@@ -414,7 +424,7 @@ for (const c of selected) {
 }
 
 const rx = await startReceiver()
-const results = { burst: [], sustained: [], stall: [] }
+const results = { burst: [], warm: [], sustained: [], stall: [] }
 let micro
 let profile
 let coldstart
@@ -430,10 +440,10 @@ try {
     micro = await runMicro(rx)
     if (micro.error) log(`micro benchmarks failed:\n${micro.error}`)
   }
-  for (const scenario of ['burst', 'sustained', 'stall']) {
+  for (const scenario of ['burst', 'warm', 'sustained', 'stall']) {
     if (!scenarios.includes(scenario)) continue
     const p = PLAN[scenario]
-    const contenders = usable.filter((c) => (!p.only || p.only.includes(c.id)) && (!c.floor || scenario === 'burst'))
+    const contenders = usable.filter((c) => (!p.only || p.only.includes(c.id)) && (!c.floor || scenario === 'burst' || scenario === 'warm'))
     // Runs interleave the contenders so a noisy moment on the machine hits all of them.
     for (let run = 1; run <= p.runs; run++) {
       for (const c of contenders) {
@@ -458,7 +468,7 @@ try {
 // A lokiwire contender that loses a line, fails to finish, or (in the smoke run) is missing from
 // the build is a failure of the library; incumbents' results are only reported.
 const problems = []
-for (const r of [...results.burst, ...results.sustained, ...results.stall]) {
+for (const r of [...results.burst, ...results.warm, ...results.sustained, ...results.stall]) {
   const c = ALL.find((x) => x.id === r.contender)
   // The scanner disagreeing with a full decode is the harness miscounting, whoever sent the body.
   if (r.verifyMismatches > 0) problems.push(`receiver scan and full decode disagree for ${r.contender} (${r.scenario})`)

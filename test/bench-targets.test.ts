@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 const BENCH_LIB = join(resolve(import.meta.dirname, '..'), 'bench', 'lib')
 
 type Run = Record<string, unknown>
-type Results = { burst: Run[]; sustained: Run[]; stall: Run[] }
+type Results = { burst: Run[]; warm?: Run[]; sustained: Run[]; stall: Run[] }
 type Coldstart = { runs: number; cases: Run[]; firstSend: Run[] }
 let targets: (results: Results, coldstart?: Coldstart) => string
 let coldstartOrder: (cases: { id: string }[], runs: number) => { run: number; case: { id: string } }[]
@@ -118,6 +118,19 @@ describe('burst targets against floors of the same run', () => {
     expect(row(verdicts(runs), 'Peak RSS growth')).toBe('**met**')
     runs['lokiwire-pino-worker'] = burst('lokiwire-pino-worker', { rate: 500_000, cpu: 100, growth: 70.5 })
     expect(row(verdicts(runs), 'Peak RSS growth')).toBe('**not met**')
+  })
+})
+
+describe('warm burst', () => {
+  it('reports each floor ratio of the warm process beside the target, never as a verdict, and leaves the verdicts to the burst', () => {
+    const cold = baseline()
+    cold['lokiwire-pino-worker'] = burst('lokiwire-pino-worker', { rate: 350_000 }) // 50 % of its floor: not met
+    const warm = [...burst('lokiwire-pino-worker', { rate: 455_000 }), ...burst('floor-pino-worker', { rate: 700_000 })]
+    const md = targets({ burst: Object.values(cold).flat(), warm, sustained: [], stall: [] })
+    expect(md).toMatch(/\| Pino worker burst, warm process \(informational\)[^|]*\| 455,000 vs 700,000 lines\/s = 65 %; lost 0 \| informational \|/)
+    expect(md).toMatch(/\| Pino worker burst: [^|]*\| [^|]* \| \*\*not met\*\* \|/)
+    // No warm row for a transport whose floor was not run warm.
+    expect(md).not.toMatch(/winston \(lokiwire LokiTransport\) burst, warm process/)
   })
 })
 

@@ -30,6 +30,9 @@ async function pinoWorker(target, options, probe) {
   const logger = pino(transport)
   return {
     log: (i) => logger.info({ seq: i, user: `u${i % 100}` }, 'request handled'),
+    // pino's logger.flush(cb): with a worker transport, cb runs once the worker has taken every
+    // line (and, for lokiwire/pino, delivered it).
+    flush: () => new Promise((resolve) => logger.flush(() => resolve())),
     async close() {
       // pino's documented shutdown is process exit, which runs exactly this. end() blocks until
       // the worker's destination has closed (delivery is over by then); the worker is unref'd,
@@ -57,7 +60,7 @@ export const CONTENDERS = [
     async setup({ url }) {
       const { LokiClient } = await import('lokiwire')
       const client = new LokiClient({ url, labels: { ...LABELS, level: 'info' } })
-      return { log: (i) => client.push({ line: directLine(i) }), close: () => client.close(), client }
+      return { log: (i) => client.push({ line: directLine(i) }), flush: () => client.flush(), close: () => client.close(), client }
     },
   },
   {
@@ -103,6 +106,7 @@ export const CONTENDERS = [
       const logger = winstonLogger(transport)
       return {
         log: (i) => logger.info('request handled', { seq: i, user: `u${i % 100}` }),
+        flush: () => transport.flush(),
         async close() {
           const finished = once(transport, 'finish')
           logger.end()

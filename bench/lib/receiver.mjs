@@ -71,6 +71,8 @@ function noteError(message) {
 /**
  * Finds each `seq":N` (plain JSON line, protobuf) or `seq\":N` (line escaped inside a JSON push
  * body). Buffer.indexOf is a native memmem, so this stays far cheaper than decoding the body.
+ * A negative id (`seq":-N`, the warm scenario's warm-up records) counts as a line of the body
+ * and is not reported: the run does not expect it.
  */
 function scan(buf, onSeq) {
   let count = 0
@@ -80,6 +82,9 @@ function scan(buf, onSeq) {
     if (buf[p] === 0x5c) p++ // backslash
     if (buf[p] === 0x22 && buf[p + 1] === 0x3a) {
       p += 2
+      // A negative id is a warm-up record (the warm scenario): a line of the body, never counted.
+      const warmUp = buf[p] === 0x2d
+      if (warmUp) p++
       let n = 0
       let digits = 0
       for (let c = buf[p]; c >= 0x30 && c <= 0x39; c = buf[++p]) {
@@ -87,7 +92,7 @@ function scan(buf, onSeq) {
         digits++
       }
       if (digits > 0) {
-        onSeq(n)
+        if (!warmUp) onSeq(n)
         count++
       }
     }
@@ -156,6 +161,8 @@ function store(x) {
   const r = run
   const now = Date.now()
   let lines = 0
+  // Lines with an id of the run: all of them, but a warm-up's.
+  let counted = 0
   let fresh = 0
   const index = r.bodies.length
   const repeats = []
@@ -164,6 +171,7 @@ function store(x) {
     r.rawBytes += data.length
     const perLineMs = r.rate > 0 ? 1000 / r.rate : 0
     lines = scan(data, (seq) => {
+      counted++
       if (seq >= r.expected) {
         r.unexpected++
         return
@@ -199,7 +207,7 @@ function store(x) {
   }
   r.distinct += fresh
   r.okRequests++
-  if (lines > 0) {
+  if (counted > 0) {
     if (r.firstAt === 0) r.firstAt = now
     r.lastAt = now
     if (r.recoveredAt > 0 && r.firstAfterRecoveryAt === 0 && fresh > 0) r.firstAfterRecoveryAt = now
