@@ -307,6 +307,16 @@ describe("lokiStream: lines in pino's default form are read from their head", ()
     expect(d!.labels).toBe(a!.labels)
   })
 
+  it("a level table pino sends later names the next line's level, whatever the line before it was named", () => {
+    const s = open()
+    const line = '{"level":35,"time":1700000000000,"msg":"a"}'
+    const before = mapLines(s, [line, line]).entries as LogEntry[]
+    s.emit('message', { code: 'PINO_CONFIG', config: { levels: { labels: { 35: 'audit' } } } })
+    const after = mapLines(s, [line]).entries as LogEntry[]
+    expect(before.map((e) => e.labels)).toEqual([{ level: '35' }, { level: '35' }])
+    expect(after.map((e) => e.labels)).toEqual([{ level: 'audit' }])
+  })
+
   it('parses every line when the mapping reads fields', () => {
     const line = '{"level":30,"time":1700000000000,"service":"billing","msg":"x"}'
     for (const options of [{ line: 'message' }, { line: 'rest' }, { labelsFrom: ['service'] }, { metadataFrom: ['service'] }] as const) {

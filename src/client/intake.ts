@@ -80,6 +80,10 @@ export class Intake {
   #lineBytes = 0
   /** Label sets acceptLine() was given, by identity: frozen, so what they resolved to cannot change. */
   #frozen = new Map<object, ResolvedStream | Refusal>()
+  /** The frozen label set acceptLine() resolved last, its stream, and the batcher's `forgotten` then. */
+  #lastLabels: object | undefined
+  #lastStream: StreamBuffer | undefined
+  #lastForgotten = -1
 
   constructor(o: IntakeOptions) {
     this.#opts = o.opts
@@ -131,7 +135,10 @@ export class Intake {
     const fitted = this.#fit(line)
     if (fitted === undefined) return false
     if (!this.#stamp(timestamp)) return this.#badTimestamp(timestamp)
-    const stream = labels === undefined ? (this.#defaultStream ?? NO_LABELS_REFUSAL) : this.#streamForFrozen(labels)
+    let stream: StreamBuffer | Refusal
+    if (labels === undefined) stream = this.#defaultStream ?? NO_LABELS_REFUSAL
+    else if (labels === this.#lastLabels && this.#batcher.forgotten === this.#lastForgotten) stream = this.#lastStream!
+    else stream = this.#streamForFrozen(labels)
     return this.#admit(stream, fitted, this.#lineBytes, undefined, 0)
   }
 
@@ -274,7 +281,14 @@ export class Intake {
       resolved = this.#resolveLabels(labels)
       this.#frozen.set(labels, resolved)
     }
-    return this.#streamOf(resolved)
+    const stream = this.#streamOf(resolved)
+    if (!isRefusal(stream)) {
+      // Consecutive lines mostly share a label set: kept until the batcher forgets a stream.
+      this.#lastLabels = labels
+      this.#lastStream = stream
+      this.#lastForgotten = this.#batcher.forgotten
+    }
+    return stream
   }
 
   #resolveLabels(labels: Readonly<Record<string, unknown>>): ResolvedStream | Refusal {

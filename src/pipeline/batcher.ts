@@ -51,6 +51,8 @@ const PRUNE_EVERY_MS = 1000
 export class Batcher {
   entries = 0
   bytes = 0
+  /** Streams forgotten by pruning so far: a StreamBuffer held since is stale once this has moved. */
+  forgotten = 0
   readonly #limits: BatchLimits
   readonly #onBatch: (batch: CutBatch) => void
   readonly #streams = new Map<string, StreamBuffer>()
@@ -179,7 +181,10 @@ export class Batcher {
     if (now - this.#lastPrune < PRUNE_EVERY_MS) return
     this.#lastPrune = now
     for (const [key, s] of this.#streams) {
-      if (!s.pinned && s.epoch !== this.#epoch && now - s.lastMs > PRUNE_EVERY_MS) this.#streams.delete(key)
+      if (!s.pinned && s.epoch !== this.#epoch && now - s.lastMs > PRUNE_EVERY_MS) {
+        this.#streams.delete(key)
+        this.forgotten++
+      }
     }
     this.#epoch++
   }

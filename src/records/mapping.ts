@@ -412,6 +412,10 @@ export class RecordMapper {
   /** mapSerialized() may answer: the entry is the serialised record under its level's labels. */
   readonly #serializedOnly: boolean
   readonly #head: HeadEntry = { line: '', labels: undefined, timestamp: undefined }
+  /** The raw level #headEntry() last named, and its labels; forgotten when the level table changes. */
+  #lastLevel: unknown
+  #lastLevelLabels: Readonly<Record<string, string>> | undefined
+  #lastLevelKept = false
   readonly #layout: LayoutRules | undefined
   readonly #restOmits: ReadonlySet<string>
 
@@ -443,6 +447,7 @@ export class RecordMapper {
   /** The level table, replaced when the logger tells its own (pino's PINO_CONFIG). */
   set levels(levels: ReadonlyMap<number, string>) {
     this.#source.levels = levels
+    this.#lastLevelKept = false
   }
 
   set messageKey(key: string) {
@@ -494,7 +499,7 @@ export class RecordMapper {
     if (!this.#headOnly) return undefined
     const head = readPinoHead(line)
     if (head === undefined) return undefined
-    return this.#headEntry(line, this.levelName(head.level), head.time)
+    return this.#headEntry(line, head.level, head.time)
   }
 
   /**
@@ -509,15 +514,21 @@ export class RecordMapper {
       time = record[key]
       if (time !== undefined) break
     }
-    return this.#headEntry(serialized, this.levelName(rawLevel), time)
+    return this.#headEntry(serialized, rawLevel, time)
   }
 
   /** The entry #entry() makes for a record that lifts nothing and keeps its line, in the shared object. */
-  #headEntry(line: string, named: string | undefined, time: unknown): HeadEntry {
-    const level = this.#levelOrFallback(named)
+  #headEntry(line: string, rawLevel: unknown, time: unknown): HeadEntry {
     const out = this.#head
     out.line = line
-    out.labels = level !== undefined && this.#o.levelAs === 'label' ? this.#labelsForLevel(level) : undefined
+    // Consecutive records mostly share a level: the last one's labels are kept.
+    if (!this.#lastLevelKept || rawLevel !== this.#lastLevel) {
+      const level = this.#levelOrFallback(this.levelName(rawLevel))
+      this.#lastLevelLabels = level !== undefined && this.#o.levelAs === 'label' ? this.#labelsForLevel(level) : undefined
+      this.#lastLevel = rawLevel
+      this.#lastLevelKept = true
+    }
+    out.labels = this.#lastLevelLabels
     out.timestamp = this.#timestampOf(time)
     return out
   }
