@@ -256,4 +256,23 @@ describe('mapHead() and mapSerialized(): the same entry as mapLine() and map(), 
     // Four mappings answer for the four serialised records; the one without a serialised form is mapped in full.
     expect(answered).toBe(16)
   })
+
+  it('mapSerialized() reads the first time field present, names a first record without a level, and declines a layout that writes the line', () => {
+    const cases: [Record<string, unknown>, unknown][] = [
+      [{ message: 'no level, first' }, undefined],
+      [{ message: 'time second', timestamp: 1767323045678 }, 'info'],
+      [{ message: 'time third', '@timestamp': '2026-01-02T03:04:05.678Z' }, 'info'],
+      [{ message: 'both', time: 1767323000000, timestamp: 1767323045678 }, 'warn'],
+    ]
+    for (const options of answers) {
+      const mapper = new RecordMapper(resolveMapping(options), CLI)
+      for (const [record, level] of cases) {
+        const lite = mapper.mapSerialized(record, 'as written', level)
+        expect(lite, JSON.stringify(options)).toBeDefined()
+        expect(asEntry(lite!), JSON.stringify(record)).toEqual(mapper.map(record, 'as written', level))
+      }
+    }
+    const layout = new RecordMapper(resolveMapping({}), { ...CLI, layout: { restOmits: ['message'], line: 'message-rest' } })
+    expect(layout.mapSerialized({ message: 'm', a: 1 }, 'as written', 'info')).toBeUndefined()
+  })
 })

@@ -38,6 +38,46 @@ it('truncates over-long lines at a character boundary by default and counts them
   expect(client.stats().truncated).toBe(1)
 })
 
+it('a line of exactly maxLineBytes is sent whole, under either policy', async () => {
+  for (const oversizeLines of ['truncate', 'drop'] as const) {
+    const c = new LokiClient({ url: srv.url, labels: { app: 'p', policy: oversizeLines }, maxLineBytes: 16, oversizeLines, ...FAST })
+    try {
+      expect(c.push({ line: 'é'.repeat(8) })).toBe(true) // 16 bytes
+      await c.flush({ timeoutMs: 5000 })
+      expect(c.stats()).toMatchObject({ truncated: 0, dropped: { total: 0 } })
+    } finally {
+      await c.destroy()
+    }
+  }
+  expect(srv.entries.map((e) => e.line)).toEqual(['é'.repeat(8), 'é'.repeat(8)])
+})
+
+it('entries without a timestamp are stamped as pushed, and a line repeated within a millisecond is kept every time', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, ...FAST })
+  // 50 pushes take microseconds: several share a millisecond, and only an offset keeps them apart.
+  const before = Date.now()
+  for (let i = 0; i < 50; i++) client.push({ line: 'same' })
+  const after = Date.now()
+  await client.flush({ timeoutMs: 5000 })
+  expect(srv.entries).toHaveLength(50)
+  for (const e of srv.entries) {
+    const ms = Number(BigInt(e.timestamp) / 1_000_000n)
+    expect(ms).toBeGreaterThanOrEqual(before)
+    expect(ms).toBeLessThanOrEqual(after)
+  }
+})
+
+it('an entry counts its line, its metadata and a fixed overhead against the buffer limit, and the refusal says by how much', async () => {
+  client = new LokiClient({ url: srv.url, labels: { app: 'p' }, maxLineBytes: 16, oversizeLines: 'drop', ...FAST })
+  const drops: DropEvent[] = []
+  client.on('drop', (e) => drops.push(e))
+  client.push({ line: 'abc', metadata: { trace_id: 'x'.repeat(10) } })
+  // 3 + 8 ("trace_id") + 10 + 24 (ENTRY_OVERHEAD_BYTES).
+  expect(client.stats().buffered).toEqual({ entries: 1, bytes: 45 })
+  expect(client.push({ line: 'seventeen bytes!!' })).toBe(false)
+  expect(drops[0]!.error?.message).toMatch(/17 bytes, over maxLineBytes \(16\)/)
+})
+
 it('sanitises bad label names by default', async () => {
   client = new LokiClient({ url: srv.url, labels: { app: 'p' }, ...FAST })
   client.push({ line: 'x', labels: { 'k8s.pod-name': 'web-1', empty: '' } })

@@ -61,3 +61,13 @@ it('entries arriving with no labels at all: one LOKIWIRE_NO_LABELS warning per c
   expect(warnings.map((w) => w.code)).toEqual(['LOKIWIRE_NO_LABELS'])
   expect(client.stats().dropped.invalid_labels).toBe(5)
 })
+
+it('only an entry left with no labels at all warns LOKIWIRE_NO_LABELS: a refused label name does not', async () => {
+  const client = (ctx.client = new LokiClient({ url: ctx.srv.url, labels: { app: 'w' }, invalidLabels: 'drop', ...FAST }))
+  client.on('drop', () => {})
+  expect(client.push({ line: 'x', labels: { 'bad-name': 'v' } })).toBe(false)
+  expect(client.pushLine('y', Object.freeze({ 'bad-name': 'v' }), undefined)).toBe(false)
+  await new Promise((r) => setTimeout(r, 50))
+  expect(client.stats().dropped.invalid_labels).toBe(2)
+  expect(warnings.map((w) => w.code)).toEqual([])
+})
