@@ -80,10 +80,9 @@ export class Intake {
   #lineBytes = 0
   /** Label sets acceptLine() was given, by identity: frozen, so what they resolved to cannot change. */
   #frozen = new Map<object, ResolvedStream | Refusal>()
-  /** The frozen label set acceptLine() resolved last, its stream, and the batcher's `forgotten` then. */
+  /** The frozen label set acceptLine() resolved last, and its stream. */
   #lastLabels: object | undefined
   #lastStream: StreamBuffer | undefined
-  #lastForgotten = -1
 
   constructor(o: IntakeOptions) {
     this.#opts = o.opts
@@ -135,10 +134,7 @@ export class Intake {
     const fitted = this.#fit(line)
     if (fitted === undefined) return false
     if (!this.#stamp(timestamp)) return this.#badTimestamp(timestamp)
-    let stream: StreamBuffer | Refusal
-    if (labels === undefined) stream = this.#defaultStream ?? NO_LABELS_REFUSAL
-    else if (labels === this.#lastLabels && this.#batcher.forgotten === this.#lastForgotten) stream = this.#lastStream!
-    else stream = this.#streamForFrozen(labels)
+    const stream = labels === undefined ? (this.#defaultStream ?? NO_LABELS_REFUSAL) : this.#streamForFrozen(labels)
     return this.#admit(stream, fitted, this.#lineBytes, undefined, 0)
   }
 
@@ -272,6 +268,9 @@ export class Intake {
   }
 
   #streamForFrozen(labels: Readonly<Record<string, string>>): StreamBuffer | Refusal {
+    // Consecutive lines mostly share a label set: its stream is kept until the batcher forgets it.
+    const last = this.#lastStream
+    if (labels === this.#lastLabels && last !== undefined && !last.pruned) return last
     let resolved = this.#frozen.get(labels)
     if (resolved === undefined) {
       // Only a frozen object may be remembered by identity; anything else is walked each time.
@@ -283,10 +282,8 @@ export class Intake {
     }
     const stream = this.#streamOf(resolved)
     if (!isRefusal(stream)) {
-      // Consecutive lines mostly share a label set: kept until the batcher forgets a stream.
       this.#lastLabels = labels
       this.#lastStream = stream
-      this.#lastForgotten = this.#batcher.forgotten
     }
     return stream
   }

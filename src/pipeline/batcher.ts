@@ -29,6 +29,8 @@ export interface StreamBuffer {
   pinned: boolean
   /** The batcher's prune count when the stream last got an entry: it is idle if that is past. */
   epoch: number
+  /** Set when a prune forgets the stream: whoever still holds it must look its label set up again. */
+  pruned: boolean
 }
 
 export interface CutBatch {
@@ -51,8 +53,6 @@ const PRUNE_EVERY_MS = 1000
 export class Batcher {
   entries = 0
   bytes = 0
-  /** Streams forgotten by pruning so far: a StreamBuffer held since is stale once this has moved. */
-  forgotten = 0
   readonly #limits: BatchLimits
   readonly #onBatch: (batch: CutBatch) => void
   readonly #streams = new Map<string, StreamBuffer>()
@@ -72,7 +72,7 @@ export class Batcher {
   stream(resolved: ResolvedStream, pinned = false): StreamBuffer {
     let s = this.#streams.get(resolved.selector)
     if (s === undefined) {
-      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, counting: false, pinned, epoch: this.#epoch }
+      s = { selector: resolved.selector, labels: resolved.labels, entries: new EntryBuffer(), lastMs: -1, firstHash: 0, seen: undefined, counting: false, pinned, epoch: this.#epoch, pruned: false }
       this.#streams.set(resolved.selector, s)
     }
     return s
@@ -183,7 +183,7 @@ export class Batcher {
     for (const [key, s] of this.#streams) {
       if (!s.pinned && s.epoch !== this.#epoch && now - s.lastMs > PRUNE_EVERY_MS) {
         this.#streams.delete(key)
-        this.forgotten++
+        s.pruned = true
       }
     }
     this.#epoch++
