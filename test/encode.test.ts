@@ -62,6 +62,23 @@ describe('encoding at push (EntryBuffer + buildRequest)', () => {
     expect(decodeJsonPush(encodeJson(batch)).streams).toEqual(want)
   })
 
+  it('writes JSON byte for byte as JSON.stringify of the streams would, escapes included', () => {
+    // Every ASCII byte (each control character, quote, backslash, DEL), multi-byte characters,
+    // a lone surrogate (sent as U+FFFD), and metadata that needs the same escaping.
+    const every = Array.from({ length: 128 }, (_, b) => String.fromCharCode(b)).join('')
+    const lines = [every, '"quoted" \\ back\\slash', 'tab\there\r\nnew\u2028line\u2029', 'ünïcødé 日本語 🚀', 'lone \ud800 surrogate', '', 'plain']
+    const entries: Case[] = lines.map((line, i) => ({ ms: 1_764_000_000_000 + i, ns: i === 2 ? 999_999 : 0, line, ...(i % 2 === 0 ? { meta: ['trace_id', `t"${i}\n`, 'zoë', every] } : {}) }))
+    const batch = batchOf(entries)
+    const wellFormed = (s: string) => Buffer.from(s).toString()
+    const want = JSON.stringify({
+      streams: [{
+        stream: labels,
+        values: entries.map((e) => [nanos(e.ms, e.ns), wellFormed(e.line), ...(e.meta ? [{ [e.meta[0]!]: e.meta[1], [e.meta[2]!]: wellFormed(e.meta[3]!) }] : [])]),
+      }],
+    })
+    expect(encodeJson(batch)).toBe(want)
+  })
+
   it('sorts entries pushed out of order by timestamp, keeping the push order of equal ones', () => {
     const buf = new EntryBuffer()
     const pushed: Array<[number, number, string]> = [[30, 0, 'c'], [10, 5, 'a'], [30, 0, 'd'], [10, 0, 'z'], [20, 0, 'b']]
