@@ -62,7 +62,7 @@ describe('encoding at push (EntryBuffer + buildRequest)', () => {
     expect(decodeJsonPush(encodeJson(batch)).streams).toEqual(want)
   })
 
-  it('writes JSON byte for byte as JSON.stringify of the streams would, escapes included', () => {
+  it('writes the same JSON text as JSON.stringify of the streams, escapes included', () => {
     // Every ASCII byte (each control character, quote, backslash, DEL), multi-byte characters,
     // a lone surrogate (sent as U+FFFD), and metadata that needs the same escaping.
     const every = Array.from({ length: 128 }, (_, b) => String.fromCharCode(b)).join('')
