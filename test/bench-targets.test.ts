@@ -121,6 +121,43 @@ describe('burst targets against floors of the same run', () => {
   })
 })
 
+describe('over the logger alone', () => {
+  it('subtracts each contender\'s floor and compares with the cheapest lossless incumbent measured the same way, never as a verdict', () => {
+    const runs = baseline()
+    runs['floor-app-alone'] = burst('floor-app-alone', { rate: 4_000_000, cpu: 20, growth: 5 })
+    runs['floor-pino-worker'] = burst('floor-pino-worker', { rate: 700_000, cpu: 100, growth: 40 })
+    runs['floor-winston'] = burst('floor-winston', { rate: 450_000, cpu: 500, growth: 60 })
+    runs['lokiwire-client-protobuf'] = burst('lokiwire-client-protobuf', { rate: 2_500_000, cpu: 120, growth: 55 })
+    runs['lokiwire-pino-worker'] = burst('lokiwire-pino-worker', { rate: 500_000, cpu: 145, growth: 70 })
+    runs['lokiwire-winston'] = burst('lokiwire-winston', { rate: 440_000, cpu: 530, growth: 80 })
+    // Whole process, pino-loki is the cheaper incumbent (600 < 650); over its floor, winston-loki
+    // is (650 - 500 = 150 against 600 - 100 = 500), and it is the reference here.
+    runs['pino-loki-worker'] = burst('pino-loki-worker', { rate: 160_000, cpu: 600, growth: 300 })
+    runs['winston-loki-protobuf'] = burst('winston-loki-protobuf', { rate: 150_000, cpu: 650, growth: 210 })
+    const md = targets({ burst: Object.values(runs).flat(), sustained: [], stall: [] })
+    expect(md).toMatch(
+      /\| CPU per line, over the logger alone \(informational\)[^|]*\| lokiwire pino worker \('lokiwire\/pino'\) 45; lokiwire winston \(LokiTransport\) 30; lokiwire client \(protobuf\) 100 ms\/100k lines; cheapest lossless incumbent 150 \(winston-loki \(protobuf\) over winston → a stream that discards\); worst ratio 0\.67 \| informational \|/,
+    )
+    expect(md).toMatch(
+      /\| Peak RSS growth, over the logger alone \(informational\)[^|]*\| lokiwire pino worker \('lokiwire\/pino'\) 30\.0; lokiwire winston \(LokiTransport\) 20\.0; lokiwire client \(protobuf\) 50\.0 MB; cheapest lossless incumbent 150\.0 \(winston-loki \(protobuf\) over winston → a stream that discards\); worst ratio 0\.33 \| informational \|/,
+    )
+    // The verdict stays with the whole-process row: lokiwire winston's 530 is over 600 / 3.
+    expect(row(verdicts(runs), 'CPU per line ≤')).toBe('**not met**')
+  })
+
+  it('leaves out a contender whose floor did not run, and a lossy incumbent as the reference', () => {
+    const runs = baseline()
+    delete runs['floor-app-alone']
+    runs['winston-loki-protobuf'] = burst('winston-loki-protobuf', { rate: 150_000, cpu: 150, growth: 210, lost: 3 })
+    const md = targets({ burst: Object.values(runs).flat(), sustained: [], stall: [] })
+    const cpu = md.split('\n').find((l) => l.startsWith('| CPU per line, over the logger alone'))
+    expect(cpu).toBeDefined()
+    expect(cpu).not.toContain('lokiwire client')
+    expect(cpu).toContain('lokiwire pino worker')
+    expect(cpu).toContain("cheapest lossless incumbent 500 (pino-loki (worker, target 'pino-loki') over pino → /dev/null (worker, target 'pino/file'))")
+  })
+})
+
 describe('warm burst', () => {
   it('reports each floor ratio of the warm process beside the target, never as a verdict, and leaves the verdicts to the burst', () => {
     const cold = baseline()

@@ -47,11 +47,16 @@ function winstonLogger(transport) {
   return winston.createLogger({ level: 'info', format: winston.format.json(), transports: [transport] })
 }
 
+/**
+ * Each contender's `loggerAlone` is the floor it runs on top of (the same logger, or the same app,
+ * without shipping): the report subtracts it to show what shipping itself costs.
+ */
 export const CONTENDERS = [
   {
     id: 'lokiwire-client-protobuf',
     label: 'lokiwire client (protobuf)',
     family: 'lokiwire',
+    loggerAlone: 'floor-app-alone',
     settings: 'LokiClient defaults: protobuf+snappy, batch 10,000 entries / 1 MiB / 1 s, concurrency 2, 64 MiB buffer; `await client.close()`',
     async check() {
       const { LokiClient } = await import('lokiwire')
@@ -67,6 +72,7 @@ export const CONTENDERS = [
     id: 'lokiwire-client-json',
     label: 'lokiwire client (JSON+gzip)',
     family: 'lokiwire',
+    loggerAlone: 'floor-app-alone',
     settings: "LokiClient defaults with `encoding: 'json'` (gzip level 1); `await client.close()`",
     async check() {
       const { LokiClient } = await import('lokiwire')
@@ -82,6 +88,7 @@ export const CONTENDERS = [
     id: 'lokiwire-pino-worker',
     label: "lokiwire pino worker ('lokiwire/pino')",
     family: 'lokiwire',
+    loggerAlone: 'floor-pino-worker',
     worker: true,
     settings: "pino.transport({ target: 'lokiwire/pino' }) with client defaults; `transport.end()` (what pino runs at exit)",
     async check() {
@@ -95,6 +102,7 @@ export const CONTENDERS = [
     id: 'lokiwire-winston',
     label: 'lokiwire winston (LokiTransport)',
     family: 'lokiwire',
+    loggerAlone: 'floor-winston',
     settings: "new LokiTransport({ url, labels }) with client defaults, winston json format; `logger.end()`, wait for the transport's 'finish'",
     async check() {
       const mod = await import('lokiwire/winston')
@@ -119,6 +127,7 @@ export const CONTENDERS = [
     id: 'lokiwire-pino-stream',
     label: 'lokiwire pino in-process (lokiStream)',
     family: 'lokiwire',
+    loggerAlone: 'floor-pino-inprocess',
     extra: true,
     settings: 'pino(lokiStream({ url, labels })) with client defaults; `await stream.close()`',
     async check() {
@@ -137,6 +146,7 @@ export const CONTENDERS = [
     id: 'pino-loki-inprocess',
     label: 'pino-loki (in-process)',
     family: 'pino-loki',
+    loggerAlone: 'floor-pino-inprocess',
     settings: `pino(pinoLoki({ host, labels, batching: { interval: ${INTERVAL_S}, maxBufferSize: 0 } })): JSON, uncompressed; maxBufferSize 0 = unbounded (the default 10,000 drops the oldest lines of any burst); \`stream.end()\`, wait for 'close'`,
     async check() {
       await import('pino-loki')
@@ -160,6 +170,7 @@ export const CONTENDERS = [
     id: 'pino-loki-worker',
     label: "pino-loki (worker, target 'pino-loki')",
     family: 'pino-loki',
+    loggerAlone: 'floor-pino-worker',
     worker: true,
     settings: `pino.transport({ target: 'pino-loki', options: { host, labels, batching: { interval: ${INTERVAL_S}, maxBufferSize: 0 } } }); \`transport.end()\` (what pino runs at exit)`,
     async check() {
@@ -172,6 +183,7 @@ export const CONTENDERS = [
     id: 'winston-loki-protobuf',
     label: 'winston-loki (protobuf)',
     family: 'winston-loki',
+    loggerAlone: 'floor-winston',
     settings: `new LokiTransport({ host, labels, interval: ${INTERVAL_S} }): protobuf+snappy (its default), batching on, no request timeout of its own (its default; Node's global HTTP agent still ends a socket idle for 5 s, after which it waits its fixed 60 s before sending again); \`await transport.close()\``,
     async check() {
       require.resolve('winston-loki')
@@ -182,6 +194,7 @@ export const CONTENDERS = [
     id: 'winston-loki-json',
     label: 'winston-loki (JSON)',
     family: 'winston-loki',
+    loggerAlone: 'floor-winston',
     settings: `as above with \`json: true\` (uncompressed JSON)`,
     async check() {
       require.resolve('winston-loki')

@@ -324,6 +324,39 @@ const COLD_RSS_MB = 8
 const lostIn = (rs) => rs.reduce((n, r) => n + (r.lost ?? 0), 0)
 const clean = (rs) => rs.every((r) => r.status === 'ok')
 
+/** The floor a contender runs on top of: the same logger or app, shipping nothing. */
+const loggerAloneOf = (id) => ALL.find((c) => c.id === id)?.loggerAlone
+
+/**
+ * What shipping itself costs: CPU per line and peak RSS growth of each contender minus those of
+ * its logger alone, lokiwire's against the cheapest lossless incumbent's. The whole-process rows
+ * above also charge a transport for its logger; these do not. Informational: the targets are the
+ * rows above. A contender whose floor did not run is left out.
+ */
+function overLoggerAlone(burst, ours, lossless) {
+  const over = (id, rs, key) => {
+    const floor = burst.get(loggerAloneOf(id))
+    return floor ? med(rs, key) - med(floor, key) : undefined
+  }
+  const rows = []
+  for (const [key, digits, unit, what] of [
+    ['cpuMsPer100k', 0, ' ms/100k lines', 'CPU per line'],
+    ['rssGrowthPeakMB', 1, ' MB', 'Peak RSS growth'],
+  ]) {
+    const mine = ours.map(([id, rs]) => [id, over(id, rs, key)]).filter(([, x]) => x !== undefined)
+    const theirs = lossless.map(([id, rs]) => [id, over(id, rs, key)]).filter(([, x]) => x !== undefined)
+    if (mine.length === 0 || theirs.length === 0) continue
+    const [refId, ref] = theirs.sort((a, b) => a[1] - b[1])[0]
+    const worst = Math.max(...mine.map(([, x]) => x))
+    rows.push([
+      `${what}, over the logger alone (informational): each contender's figure minus its floor's, against the cheapest lossless incumbent's measured the same way`,
+      `${mine.map(([id, x]) => `${label(id)} ${num(x, digits)}`).join('; ')}${unit}; cheapest lossless incumbent ${num(ref, digits)} (${label(refId)} over ${label(loggerAloneOf(refId))}); worst ratio ${ref > 0 ? num(worst / ref, 2) : 'n/a'}`,
+      'informational',
+    ])
+  }
+  return rows
+}
+
 /**
  * Target verdicts from the issue, each with the rule it was judged by. Every ratio is between
  * figures of the same run: floors, incumbents and lokiwire ran interleaved on the same machine.
@@ -390,6 +423,7 @@ export function targets(results, coldstart) {
       `${perContender('rssGrowthPeakMB', 1, ' MB')}; leanest lossless incumbent ${num(lean, 1)} MB (${label(leanId)}); worst ratio ${num(worstRss / lean, 2)}`,
       verdict(worstRss <= lean / 3),
     ])
+    out.push(...overLoggerAlone(burst, ours, lossless))
   } else if (ours.length) {
     out.push(['CPU per line and peak RSS growth ≤ 1/3 of the best lossless incumbent', incumbents.length ? 'no incumbent was lossless in every burst run' : 'no incumbent in this run', 'n/a'])
   }
