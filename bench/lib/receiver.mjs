@@ -22,7 +22,16 @@ const LAG_BUCKET_MS = 10
 const LAG_BUCKETS = 12_000
 
 const held = new Set()
+/** Every socket not yet closed here: what shutdown destroys. */
 const sockets = new Set()
+/**
+ * The connections a client still holds, counted for the connection figures. One leaves when the
+ * client's end of it arrives (its FIN or a reset), not at 'close': that comes a few event-loop
+ * turns later, after this side's own end, and a client that replaces an aborted connection at
+ * once would be counted with both in that window though it never held more than its limit. On
+ * loopback the FIN is queued before the new connection's handshake, and is read first.
+ */
+const live = new Set()
 let run = freshRun({ expected: 0 })
 
 function freshRun({ expected, rate = 0, t0 = 0 }) {
@@ -45,8 +54,8 @@ function freshRun({ expected, rate = 0, t0 = 0 }) {
     rawBytes: 0,
     firstAt: 0,
     lastAt: 0,
-    peakConnections: sockets.size,
-    openConnections: sockets.size,
+    peakConnections: live.size,
+    openConnections: live.size,
     stalled: false,
     stallStartedAt: 0,
     peakConnectionsStall: 0,
@@ -262,13 +271,20 @@ server.requestTimeout = 0
 server.on('connection', (socket) => {
   socket.on('error', () => {})
   sockets.add(socket)
+  live.add(socket)
   const r = run
-  r.openConnections = sockets.size
-  if (sockets.size > r.peakConnections) r.peakConnections = sockets.size
-  if (r.stalled && sockets.size > r.peakConnectionsStall) r.peakConnectionsStall = sockets.size
+  r.openConnections = live.size
+  if (live.size > r.peakConnections) r.peakConnections = live.size
+  if (r.stalled && live.size > r.peakConnectionsStall) r.peakConnectionsStall = live.size
+  const released = () => {
+    live.delete(socket)
+    run.openConnections = live.size
+  }
+  socket.once('end', released)
+  socket.once('error', released)
   socket.once('close', () => {
     sockets.delete(socket)
-    run.openConnections = sockets.size
+    released()
   })
 })
 
@@ -331,7 +347,7 @@ process.on('message', (msg) => {
     case 'stall':
       run.stalled = true
       run.stallStartedAt = Date.now()
-      run.peakConnectionsStall = sockets.size
+      run.peakConnectionsStall = live.size
       reply({ ok: true })
       return
     case 'recover': {

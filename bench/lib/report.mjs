@@ -463,8 +463,9 @@ export function targets(results, coldstart) {
   const stall = byContender(results.stall)
   const stalled = [...stall.entries()].filter(([id]) => isLokiwire(id))
   if (stalled.length) {
-    // The target is about the stall; the run peak is shown too (after recovery a retry may
-    // connect while the receiver has not yet seen the aborted attempt's socket close).
+    // The target is about the stall; the run peak is shown beside it. The receiver counts a
+    // connection until the client ends it (receiver.mjs), so neither includes a socket the
+    // client has already replaced.
     const conns = Math.max(...stalled.flatMap(([, rs]) => pick(rs, 'peakConnectionsStall')))
     const connsRun = Math.max(...stalled.flatMap(([, rs]) => pick(rs, 'peakConnections')))
     const dups = stalled.reduce((n, [, rs]) => n + rs.reduce((m, r) => m + r.duplicates, 0), 0)

@@ -111,6 +111,12 @@ export interface LokiTestServer {
   /** Entries dropped because (tenant, stream, timestamp, line, metadata) was already stored. */
   readonly duplicates: number
   readonly requests: ReceivedRequest[]
+  /**
+   * Connections open now, most at once since start or `reset()`, and accepted in all. One counts
+   * as open until it has closed on this side too (so `open === 0` means no socket is left here),
+   * a few event-loop turns after the client ended it: a client that replaces a connection at once
+   * can briefly count with both in `peak`.
+   */
   readonly connections: { open: number; peak: number; total: number }
   /** Behaviour for every following push (null = accept). */
   setFault(fault: Fault | null): void
