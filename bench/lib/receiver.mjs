@@ -29,7 +29,8 @@ const sockets = new Set()
  * client's end of it arrives (its FIN or a reset), not at 'close': that comes a few event-loop
  * turns later, after this side's own end, and a client that replaces an aborted connection at
  * once would be counted with both in that window though it never held more than its limit. On
- * loopback the FIN is queued before the new connection's handshake, and is read first.
+ * loopback the FIN is queued before the new connection's handshake, so for a socket this side is
+ * already reading (any connection in use) it is read first.
  */
 const live = new Set()
 let run = freshRun({ expected: 0 })

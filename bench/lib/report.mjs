@@ -29,6 +29,8 @@ const familyOf = (id) => ALL.find((c) => c.id === id)?.family
 const isLokiwire = (id) => familyOf(id) === 'lokiwire'
 const isIncumbent = (id) => familyOf(id) === 'pino-loki' || familyOf(id) === 'winston-loki'
 const isFloor = (id) => familyOf(id) === 'floor'
+/** The floor a contender runs on top of (its `loggerAlone`): the same logger or app, shipping nothing. */
+const loggerAloneOf = (id) => ALL.find((c) => c.id === id)?.loggerAlone
 
 /**
  * The kept parts of an existing file: the History section (up to the next heading) and the
@@ -311,21 +313,18 @@ function coldstartSection(coldstart) {
   return parts.join('\n\n')
 }
 
-/** Targets of a transport against its floor, in lossless runs: delivered lines/s share. */
+/** Targets of a transport against its floor (its `loggerAlone`), in lossless runs: delivered lines/s share. */
 const FLOOR_TARGETS = [
-  { id: 'lokiwire-pino-worker', floor: 'floor-pino-worker', share: 0.6, what: 'Pino worker burst' },
-  { id: 'lokiwire-winston', floor: 'floor-winston', share: 0.92, what: 'winston (lokiwire LokiTransport) burst' },
-  { id: 'lokiwire-client-protobuf', floor: 'floor-app-alone', share: 0.5, what: 'Client direct (protobuf) burst' },
-]
+  { id: 'lokiwire-pino-worker', share: 0.6, what: 'Pino worker burst' },
+  { id: 'lokiwire-winston', share: 0.92, what: 'winston (lokiwire LokiTransport) burst' },
+  { id: 'lokiwire-client-protobuf', share: 0.5, what: 'Client direct (protobuf) burst' },
+].map((t) => ({ ...t, floor: loggerAloneOf(t.id) }))
 /** Cold start budget of `import('lokiwire')` over a bare `node`. */
 const COLD_WALL_MS = 60
 const COLD_RSS_MB = 8
 
 const lostIn = (rs) => rs.reduce((n, r) => n + (r.lost ?? 0), 0)
 const clean = (rs) => rs.every((r) => r.status === 'ok')
-
-/** The floor a contender runs on top of: the same logger or app, shipping nothing. */
-const loggerAloneOf = (id) => ALL.find((c) => c.id === id)?.loggerAlone
 
 /**
  * What shipping itself costs: CPU per line and peak RSS growth of each contender minus those of
